@@ -1,1 +1,1064 @@
-//! placeholder, being written
+//! Configuration: a `Key=value` conf file parsed once into a typed [`Config`].
+//!
+//! The pipeline (after sozu's `command/src/config.rs`: raw file -> validated typed config):
+//!
+//! ```text
+//!   conf file --lines--> (line, key, value) --per key--> typed field --cross checks--> Config
+//!                                   \______________ every problem ______________/
+//!                                                   ConfigError
+//! ```
+//!
+//! Format, as TeamTalk operators know it:
+//!
+//! - one `Key=value` per line; whitespace around the key and the value is trimmed;
+//! - `#` starts a comment, both at the start of a line and after a value (so no value can hold a
+//!   `#`); blank lines are ignored; a leading UTF-8 byte-order mark and `\r\n` line ends are fine;
+//! - keys are case-sensitive; an unknown key, a key given twice, or a bad value is an error that
+//!   names the file, the line and the key. Parsing does not stop at the first problem: the
+//!   returned [`ConfigError`] lists every problem found;
+//! - integers are plain decimal digits (no sign, no `_`, no hex) and are range-checked;
+//!   durations are whole seconds; sizes are whole bytes; booleans are `true` or `false`;
+//!   lists are `;`-separated (empty items are skipped);
+//! - the optional string keys (`IpAddr2`, `MsfsBaseUrl`, `ClusterSecret`) may be given empty,
+//!   which means "unset", as in TeamTalk's own conf files.
+//!
+//! A relative `DataDir` is kept as written and therefore resolves against the process's current
+//! directory (not the conf file's directory), as TeamTalk operators expect.
+//!
+//! Every key, its type, default and meaning: `docs/configuration.md`; the demo conf
+//! `conf/ttserver.conf` lists them in the same order.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::auth::HashCost;
+use crate::store::DbSync;
+
+/// Every key, in the order of `docs/configuration.md` and `conf/ttserver.conf`.
+pub const KEYS: &[&str] = &[
+    "ClientListen",
+    "MsgListen",
+    "FileListen",
+    "MsfsListen",
+    "AdminListen",
+    "IpAddr1",
+    "IpAddr2",
+    "FileAddr",
+    "MsfsBaseUrl",
+    "AdminToken",
+    "DataDir",
+    "Workers",
+    "DbReaders",
+    "DbSync",
+    "PasswordHashCost",
+    "MaxConnCnt",
+    "MaxPduSize",
+    "MaxOutPduSize",
+    "MaxTextLen",
+    "MaxAudioLen",
+    "MsgRateLimit",
+    "OutBufCap",
+    "MaxRecentContacts",
+    "MaxUnreadPeers",
+    "MaxUnreadMsgs",
+    "MaxGroupUnread",
+    "MaxAllUsers",
+    "MaxGroupList",
+    "MaxRecentGroups",
+    "MaxTempGroupMembers",
+    "MaxNormalGroupMembers",
+    "LoginTimeout",
+    "PcIdleTimeout",
+    "MobileIdleTimeout",
+    "PresenceToMobile",
+    "MaxFileSize",
+    "LoginFailLimit",
+    "LoginFailWindow",
+    "LoginLockout",
+    "OfflineFileDays",
+    "MaxOfflineFiles",
+    "TaskTimeout",
+    "TokenGrace",
+    "MsfsMaxFileSize",
+    "MsfsRequireToken",
+    "ClusterSecret",
+    "MaxInFlight",
+    "DbBatchMax",
+    "DbQueueCap",
+    "ReadBufSize",
+];
+
+/// Longest duration any key accepts (one year). Keeps `Instant + Duration` far from overflow.
+pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
+/// Largest PDU (in or out) any key accepts: 64 MiB.
+pub const MAX_PDU_LIMIT: u32 = 64 << 20;
+/// Shortest accepted `ClusterSecret`, in bytes.
+pub const MIN_CLUSTER_SECRET_LEN: usize = 16;
+/// Size of a PDU header (protocol.md): the smallest possible PDU.
+const PDU_HEADER_LEN: u64 = 12;
+const PDU_LIMIT: u64 = MAX_PDU_LIMIT as u64;
+/// `DbReaders = 0` resolves to this many reader threads.
+const AUTO_DB_READERS: usize = 2;
+
+/// The typed configuration. Field names are the snake_case of the conf keys; see
+/// `docs/configuration.md` for each key's meaning, default and overflow behaviour.
+///
+/// `Debug` prints `AdminToken` and `ClusterSecret` redacted, so the struct can be logged.
+#[derive(Clone)]
+pub struct Config {
+    /// Where the values came from, for messages: the conf file name, or `(defaults)`.
+    pub source: String,
+
+    pub client_listen: SocketAddr,
+    pub msg_listen: SocketAddr,
+    pub file_listen: SocketAddr,
+    pub msfs_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub ip_addr1: String,
+    /// `None` = same as `ip_addr1`; use [`Config::ip_addr2`].
+    pub ip_addr2: Option<String>,
+    pub file_addr: Vec<String>,
+    /// Without a trailing `/`. `None` = `http://<IpAddr1>:<msfs port>`; use
+    /// [`Config::msfs_base_url_for`].
+    pub msfs_base_url: Option<String>,
+    pub admin_token: String,
+    pub data_dir: PathBuf,
+    /// 0 = auto; use [`Config::workers`].
+    pub workers: usize,
+    /// 0 = auto; use [`Config::db_readers`].
+    pub db_readers: usize,
+    pub db_sync: DbSync,
+    pub password_hash_cost: HashCost,
+    pub max_conn_cnt: usize,
+    pub max_pdu_size: u32,
+    pub max_out_pdu_size: u32,
+    pub max_text_len: u32,
+    pub max_audio_len: u32,
+    pub msg_rate_limit: u32,
+    pub out_buf_cap: usize,
+    pub max_recent_contacts: u32,
+    pub max_unread_peers: u32,
+    pub max_unread_msgs: u32,
+    pub max_group_unread: u32,
+    pub max_all_users: u32,
+    pub max_group_list: u32,
+    pub max_recent_groups: u32,
+    pub max_temp_group_members: u32,
+    pub max_normal_group_members: u32,
+    pub login_timeout: Duration,
+    pub pc_idle_timeout: Duration,
+    pub mobile_idle_timeout: Duration,
+    pub presence_to_mobile: bool,
+    pub max_file_size: u64,
+    pub login_fail_limit: u32,
+    pub login_fail_window: Duration,
+    pub login_lockout: Duration,
+    pub offline_file_days: u32,
+    pub max_offline_files: u32,
+    pub task_timeout: Duration,
+    pub token_grace: Duration,
+    pub msfs_max_file_size: u64,
+    pub msfs_require_token: bool,
+    pub cluster_secret: Option<String>,
+    /// Requests of one connection waiting for storage before the server stops reading it.
+    pub max_in_flight: usize,
+    /// Jobs per group commit of the storage writer.
+    pub db_batch_max: usize,
+    /// Capacity of the storage writer queue and of the reader queue.
+    pub db_queue_cap: usize,
+    /// Bytes read from a socket per `read` call (one buffer per connection).
+    pub read_buf_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let addr = |s: [u8; 4], port: u16| SocketAddr::from((s, port));
+        Config {
+            source: "(defaults)".to_string(),
+            client_listen: addr([0, 0, 0, 0], 8008),
+            msg_listen: addr([0, 0, 0, 0], 8000),
+            file_listen: addr([0, 0, 0, 0], 8600),
+            msfs_listen: addr([0, 0, 0, 0], 8700),
+            admin_listen: addr([127, 0, 0, 1], 8400),
+            ip_addr1: "127.0.0.1".to_string(),
+            ip_addr2: None,
+            file_addr: vec!["127.0.0.1".to_string()],
+            msfs_base_url: None,
+            admin_token: String::new(),
+            data_dir: PathBuf::from("./data"),
+            workers: 0,
+            db_readers: 0,
+            db_sync: DbSync::Full,
+            password_hash_cost: HashCost::Default,
+            max_conn_cnt: 100_000,
+            max_pdu_size: 1_048_576,
+            max_out_pdu_size: 409_600,
+            max_text_len: 4096,
+            max_audio_len: 102_400,
+            msg_rate_limit: 100,
+            out_buf_cap: 4_194_304,
+            max_recent_contacts: 100,
+            max_unread_peers: 300,
+            max_unread_msgs: 100,
+            max_group_unread: 150,
+            max_all_users: 5000,
+            max_group_list: 200,
+            max_recent_groups: 100,
+            max_temp_group_members: 1000,
+            max_normal_group_members: 5000,
+            login_timeout: Duration::from_secs(15),
+            pc_idle_timeout: Duration::from_secs(30),
+            mobile_idle_timeout: Duration::from_secs(300),
+            presence_to_mobile: false,
+            max_file_size: 1_073_741_824,
+            login_fail_limit: 5,
+            login_fail_window: Duration::from_secs(60),
+            login_lockout: Duration::from_secs(60),
+            offline_file_days: 7,
+            max_offline_files: 50,
+            task_timeout: Duration::from_secs(3600),
+            token_grace: Duration::from_secs(60),
+            msfs_max_file_size: 5_242_880,
+            msfs_require_token: true,
+            cluster_secret: None,
+            max_in_flight: 1024,
+            db_batch_max: 1024,
+            db_queue_cap: 65_536,
+            read_buf_size: 65_536,
+        }
+    }
+}
+
+/// One problem found in a conf file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The conf file as given to [`Config::load`] / [`Config::parse`].
+    pub file: String,
+    /// 1-based line number; `None` when the problem is not tied to a line (file unreadable, a
+    /// check on a value left at its default).
+    pub line: Option<usize>,
+    /// The key concerned, if any.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a conf file (never empty). `Display` prints one problem per line,
+/// `file:line: Key: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and parses the conf file at `path` (see the module doc for the format).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
+            problems: vec![ConfigProblem {
+                file: file.clone(),
+                line: None,
+                key: None,
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        match String::from_utf8(bytes) {
+            Ok(text) => Config::parse(&text, &file),
+            Err(e) => {
+                let valid = e.as_bytes().get(..e.utf8_error().valid_up_to());
+                let line = valid.map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) + 1;
+                Err(ConfigError {
+                    problems: vec![ConfigProblem {
+                        file,
+                        line: Some(line),
+                        key: None,
+                        message: "not valid UTF-8".to_string(),
+                    }],
+                })
+            }
+        }
+    }
+
+    /// Parses conf text; `file_name` is used in messages only.
+    pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
+        let mut cfg = Config {
+            source: file_name.to_string(),
+            ..Config::default()
+        };
+        let mut problems = Vec::new();
+        let mut problem = |line: Option<usize>, key: Option<&str>, message: String| {
+            problems.push(ConfigProblem {
+                file: file_name.to_string(),
+                line,
+                key: key.map(str::to_string),
+                message,
+            });
+        };
+        // key -> line where it was set; keys whose value was bad are not in `good`.
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut good: HashMap<&'static str, usize> = HashMap::new();
+
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        for (idx, raw) in text.lines().enumerate() {
+            let line_no = idx + 1;
+            let content = raw.split_once('#').map_or(raw, |(before, _)| before).trim();
+            if content.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = content.split_once('=') else {
+                problem(
+                    Some(line_no),
+                    None,
+                    format!("expected `Key=value`, found `{content}`"),
+                );
+                continue;
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if key.is_empty() {
+                problem(Some(line_no), None, "missing key before `=`".to_string());
+                continue;
+            }
+            let Some(&known) = KEYS.iter().find(|k| **k == key) else {
+                let hint = KEYS
+                    .iter()
+                    .find(|k| k.eq_ignore_ascii_case(key))
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                problem(Some(line_no), Some(key), format!("unknown key{hint}"));
+                continue;
+            };
+            if let Some(first) = seen.insert(known, line_no) {
+                problem(
+                    Some(line_no),
+                    Some(known),
+                    format!("given twice (first on line {first})"),
+                );
+                continue;
+            }
+            match cfg.set(known, value) {
+                Ok(()) => {
+                    good.insert(known, line_no);
+                }
+                Err(msg) => problem(Some(line_no), Some(known), msg),
+            }
+        }
+
+        // Cross checks between keys, skipped when a key involved had a bad value (its problem
+        // is already reported). Reported at the line of the first key where it was given.
+        let both_ok = |a: &str, b: &str| {
+            let bad = |k: &str| seen.contains_key(k) && !good.contains_key(k);
+            !bad(a) && !bad(b)
+        };
+        let line_of = |a: &str, b: &str| good.get(a).or_else(|| good.get(b)).copied();
+        let mut cross = Vec::new();
+        if both_ok("MaxTextLen", "MaxOutPduSize") && cfg.max_text_len >= cfg.max_out_pdu_size {
+            cross.push((
+                "MaxTextLen",
+                "MaxOutPduSize",
+                format!(
+                    "must be less than MaxOutPduSize ({}): a text message must fit in the PDU that delivers it",
+                    cfg.max_out_pdu_size
+                ),
+            ));
+        }
+        if both_ok("MaxAudioLen", "MaxOutPduSize") && cfg.max_audio_len >= cfg.max_out_pdu_size {
+            cross.push((
+                "MaxAudioLen",
+                "MaxOutPduSize",
+                format!(
+                    "must be less than MaxOutPduSize ({}): an audio message must fit in the PDU that delivers it",
+                    cfg.max_out_pdu_size
+                ),
+            ));
+        }
+        if both_ok("OutBufCap", "MaxOutPduSize")
+            && u64::try_from(cfg.out_buf_cap).unwrap_or(u64::MAX) < u64::from(cfg.max_out_pdu_size)
+        {
+            cross.push((
+                "OutBufCap",
+                "MaxOutPduSize",
+                format!(
+                    "must be at least MaxOutPduSize ({}): one outgoing PDU must fit in the output buffer",
+                    cfg.max_out_pdu_size
+                ),
+            ));
+        }
+        for (key, other, msg) in cross {
+            problem(line_of(key, other), Some(key), msg);
+        }
+
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Checks needed before `ttserver run` (not before admin commands, which only need
+    /// `DataDir`): `AdminToken` is set, and no two listeners share one address (port 0 =
+    /// ephemeral is exempt).
+    pub fn validate_for_run(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                file: self.source.clone(),
+                line: None,
+                key: Some(key.to_string()),
+                message,
+            });
+        };
+        if self.admin_token.is_empty() {
+            problem(
+                "AdminToken",
+                "must be set to run the server (it guards the admin HTTP API)".to_string(),
+            );
+        }
+        let listeners = [
+            ("ClientListen", self.client_listen),
+            ("MsgListen", self.msg_listen),
+            ("FileListen", self.file_listen),
+            ("MsfsListen", self.msfs_listen),
+            ("AdminListen", self.admin_listen),
+        ];
+        for (i, (key, addr)) in listeners.iter().enumerate() {
+            if addr.port() == 0 {
+                continue;
+            }
+            let clash = listeners
+                .iter()
+                .take(i)
+                .find(|(_, other)| other.port() == addr.port() && overlaps(other, addr));
+            if let Some((other_key, _)) = clash {
+                problem(key, format!("{addr} clashes with {other_key}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// The SQLite database file: `DataDir/ttserver.db`.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("ttserver.db")
+    }
+
+    /// `IpAddr2`, or `IpAddr1` when `IpAddr2` is unset.
+    pub fn ip_addr2(&self) -> &str {
+        self.ip_addr2.as_deref().unwrap_or(&self.ip_addr1)
+    }
+
+    /// Worker threads: `Workers`, or the available parallelism when it is 0 (at least 1).
+    pub fn workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// Storage reader threads: `DbReaders`, or 2 when it is 0.
+    pub fn db_readers(&self) -> usize {
+        if self.db_readers > 0 {
+            self.db_readers
+        } else {
+            AUTO_DB_READERS
+        }
+    }
+
+    /// The base of msfs URLs (no trailing `/`): `MsfsBaseUrl`, or `http://<IpAddr1>:<port>` with
+    /// the port the msfs listener actually bound (which differs from `MsfsListen` for port 0).
+    pub fn msfs_base_url_for(&self, msfs_port: u16) -> String {
+        match &self.msfs_base_url {
+            Some(url) => url.clone(),
+            None if self.ip_addr1.contains(':') => {
+                format!("http://[{}]:{msfs_port}", self.ip_addr1)
+            }
+            None => format!("http://{}:{msfs_port}", self.ip_addr1),
+        }
+    }
+
+    /// Sets one known key from its (trimmed) value; `Err` is the message for the problem.
+    fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
+        match key {
+            "ClientListen" => self.client_listen = socket_addr(v)?,
+            "MsgListen" => self.msg_listen = socket_addr(v)?,
+            "FileListen" => self.file_listen = socket_addr(v)?,
+            "MsfsListen" => self.msfs_listen = socket_addr(v)?,
+            "AdminListen" => self.admin_listen = socket_addr(v)?,
+            "IpAddr1" => self.ip_addr1 = host(v)?,
+            "IpAddr2" => self.ip_addr2 = optional(v, host)?,
+            "FileAddr" => {
+                let list = v
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(host)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if list.is_empty() {
+                    return Err("needs at least one address".to_string());
+                }
+                self.file_addr = list;
+            }
+            "MsfsBaseUrl" => self.msfs_base_url = optional(v, base_url)?,
+            "AdminToken" => self.admin_token = token(v)?,
+            "DataDir" => {
+                if v.is_empty() {
+                    return Err("missing value".to_string());
+                }
+                self.data_dir = PathBuf::from(v);
+            }
+            "Workers" => self.workers = int(v, 0, 1024)?,
+            "DbReaders" => self.db_readers = int(v, 0, 256)?,
+            "DbSync" => {
+                self.db_sync = match v {
+                    "full" => DbSync::Full,
+                    "normal" => DbSync::Normal,
+                    _ => return Err(format!("expected `full` or `normal`, found `{v}`")),
+                }
+            }
+            "PasswordHashCost" => {
+                self.password_hash_cost = match v {
+                    "low" => HashCost::Low,
+                    "default" => HashCost::Default,
+                    _ => return Err(format!("expected `low` or `default`, found `{v}`")),
+                }
+            }
+            "MaxConnCnt" => self.max_conn_cnt = int(v, 1, 10_000_000)?,
+            "MaxPduSize" => self.max_pdu_size = int(v, PDU_HEADER_LEN, PDU_LIMIT)?,
+            "MaxOutPduSize" => self.max_out_pdu_size = int(v, PDU_HEADER_LEN, PDU_LIMIT)?,
+            "MaxTextLen" => self.max_text_len = int(v, 1, PDU_LIMIT)?,
+            "MaxAudioLen" => self.max_audio_len = int(v, 5, PDU_LIMIT)?,
+            "MsgRateLimit" => self.msg_rate_limit = int(v, 1, 1_000_000)?,
+            "OutBufCap" => self.out_buf_cap = int(v, 4096, 1 << 30)?,
+            "MaxRecentContacts" => self.max_recent_contacts = list_cap(v)?,
+            "MaxUnreadPeers" => self.max_unread_peers = list_cap(v)?,
+            "MaxUnreadMsgs" => self.max_unread_msgs = list_cap(v)?,
+            "MaxGroupUnread" => self.max_group_unread = list_cap(v)?,
+            "MaxAllUsers" => self.max_all_users = list_cap(v)?,
+            "MaxGroupList" => self.max_group_list = list_cap(v)?,
+            "MaxRecentGroups" => self.max_recent_groups = list_cap(v)?,
+            "MaxTempGroupMembers" => self.max_temp_group_members = list_cap(v)?,
+            "MaxNormalGroupMembers" => self.max_normal_group_members = list_cap(v)?,
+            "LoginTimeout" => self.login_timeout = secs(v, 1)?,
+            "PcIdleTimeout" => self.pc_idle_timeout = secs(v, 1)?,
+            "MobileIdleTimeout" => self.mobile_idle_timeout = secs(v, 1)?,
+            "PresenceToMobile" => self.presence_to_mobile = boolean(v)?,
+            "MaxFileSize" => self.max_file_size = int(v, 1, u64::MAX)?,
+            "LoginFailLimit" => self.login_fail_limit = int(v, 1, 100)?,
+            "LoginFailWindow" => self.login_fail_window = secs(v, 1)?,
+            "LoginLockout" => self.login_lockout = secs(v, 1)?,
+            "OfflineFileDays" => self.offline_file_days = int(v, 1, 3650)?,
+            "MaxOfflineFiles" => self.max_offline_files = list_cap(v)?,
+            "TaskTimeout" => self.task_timeout = secs(v, 1)?,
+            "TokenGrace" => self.token_grace = secs(v, 0)?,
+            "MsfsMaxFileSize" => self.msfs_max_file_size = int(v, 1, u64::MAX)?,
+            "MsfsRequireToken" => self.msfs_require_token = boolean(v)?,
+            "ClusterSecret" => self.cluster_secret = optional(v, cluster_secret)?,
+            "MaxInFlight" => self.max_in_flight = int(v, 1, 1 << 20)?,
+            "DbBatchMax" => self.db_batch_max = int(v, 1, 1 << 20)?,
+            "DbQueueCap" => self.db_queue_cap = int(v, 1, 1 << 24)?,
+            "ReadBufSize" => self.read_buf_size = int(v, 1024, 16 << 20)?,
+            _ => return Err("unknown key".to_string()),
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("Config")
+            .field("source", &self.source)
+            .field("client_listen", &self.client_listen)
+            .field("msg_listen", &self.msg_listen)
+            .field("file_listen", &self.file_listen)
+            .field("msfs_listen", &self.msfs_listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("ip_addr1", &self.ip_addr1)
+            .field("ip_addr2", &self.ip_addr2)
+            .field("file_addr", &self.file_addr)
+            .field("msfs_base_url", &self.msfs_base_url)
+            .field("admin_token", &redacted(&self.admin_token))
+            .field("data_dir", &self.data_dir)
+            .field("workers", &self.workers)
+            .field("db_readers", &self.db_readers)
+            .field("db_sync", &self.db_sync)
+            .field("password_hash_cost", &self.password_hash_cost)
+            .field("max_conn_cnt", &self.max_conn_cnt)
+            .field("max_pdu_size", &self.max_pdu_size)
+            .field("max_out_pdu_size", &self.max_out_pdu_size)
+            .field("max_text_len", &self.max_text_len)
+            .field("max_audio_len", &self.max_audio_len)
+            .field("msg_rate_limit", &self.msg_rate_limit)
+            .field("out_buf_cap", &self.out_buf_cap)
+            .field("max_recent_contacts", &self.max_recent_contacts)
+            .field("max_unread_peers", &self.max_unread_peers)
+            .field("max_unread_msgs", &self.max_unread_msgs)
+            .field("max_group_unread", &self.max_group_unread)
+            .field("max_all_users", &self.max_all_users)
+            .field("max_group_list", &self.max_group_list)
+            .field("max_recent_groups", &self.max_recent_groups)
+            .field("max_temp_group_members", &self.max_temp_group_members)
+            .field("max_normal_group_members", &self.max_normal_group_members)
+            .field("login_timeout", &self.login_timeout)
+            .field("pc_idle_timeout", &self.pc_idle_timeout)
+            .field("mobile_idle_timeout", &self.mobile_idle_timeout)
+            .field("presence_to_mobile", &self.presence_to_mobile)
+            .field("max_file_size", &self.max_file_size)
+            .field("login_fail_limit", &self.login_fail_limit)
+            .field("login_fail_window", &self.login_fail_window)
+            .field("login_lockout", &self.login_lockout)
+            .field("offline_file_days", &self.offline_file_days)
+            .field("max_offline_files", &self.max_offline_files)
+            .field("task_timeout", &self.task_timeout)
+            .field("token_grace", &self.token_grace)
+            .field("msfs_max_file_size", &self.msfs_max_file_size)
+            .field("msfs_require_token", &self.msfs_require_token)
+            .field(
+                "cluster_secret",
+                &self.cluster_secret.as_deref().map(redacted),
+            )
+            .field("max_in_flight", &self.max_in_flight)
+            .field("db_batch_max", &self.db_batch_max)
+            .field("db_queue_cap", &self.db_queue_cap)
+            .field("read_buf_size", &self.read_buf_size)
+            .finish()
+    }
+}
+
+/// Whether two listen addresses with the same port would clash (same IP, or either unspecified).
+fn overlaps(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified()
+}
+
+/// A plain decimal integer in `min..=max`.
+fn int<T: TryFrom<u64>>(v: &str, min: u64, max: u64) -> Result<T, String> {
+    if v.is_empty() {
+        return Err("missing value".to_string());
+    }
+    if !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("expected a plain decimal number, found `{v}`"));
+    }
+    let range = || format!("out of range: must be {min}..={max}, found {v}");
+    let n: u64 = v.parse().map_err(|_| range())?;
+    if n < min || n > max {
+        return Err(range());
+    }
+    T::try_from(n).map_err(|_| range())
+}
+
+/// Caps on list replies and group sizes: `1..=1_000_000`.
+fn list_cap(v: &str) -> Result<u32, String> {
+    int(v, 1, 1_000_000)
+}
+
+/// Whole seconds in `min..=MAX_DURATION_SECS`.
+fn secs(v: &str, min: u64) -> Result<Duration, String> {
+    int(v, min, MAX_DURATION_SECS).map(Duration::from_secs)
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("expected `true` or `false`, found `{v}`")),
+    }
+}
+
+fn socket_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse().map_err(|_| {
+        format!(
+            "expected host:port with a numeric IP (e.g. 0.0.0.0:8000 or [::]:8000), found `{v}`"
+        )
+    })
+}
+
+/// An address handed to clients: an IP or a host name, no whitespace or control characters.
+fn host(v: &str) -> Result<String, String> {
+    if v.is_empty() {
+        return Err("missing value".to_string());
+    }
+    if v.len() > 255 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("expected an IP address or host name, found `{v}`"));
+    }
+    Ok(v.to_string())
+}
+
+fn base_url(v: &str) -> Result<String, String> {
+    let url = v.trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && url.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(url.to_string())
+        }
+        _ => Err(format!(
+            "expected an http:// or https:// URL without spaces, found `{v}`"
+        )),
+    }
+}
+
+/// `AdminToken`: printable ASCII without spaces (it travels in an HTTP header); may be empty
+/// here, `validate_for_run` requires it.
+fn token(v: &str) -> Result<String, String> {
+    if !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".to_string());
+    }
+    Ok(v.to_string())
+}
+
+fn cluster_secret(v: &str) -> Result<String, String> {
+    let s = token(v)?;
+    if s.len() < MIN_CLUSTER_SECRET_LEN {
+        return Err(format!(
+            "too short: at least {MIN_CLUSTER_SECRET_LEN} characters"
+        ));
+    }
+    Ok(s)
+}
+
+/// An optional string key: empty = unset.
+fn optional(
+    v: &str,
+    parse: impl Fn(&str) -> Result<String, String>,
+) -> Result<Option<String>, String> {
+    if v.is_empty() {
+        Ok(None)
+    } else {
+        parse(v).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("conf")
+    }
+
+    fn err(text: &str) -> ConfigError {
+        match Config::parse(text, "t.conf") {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn demo_conf_gives_documented_values() {
+        let c = Config::load(&conf_dir().join("ttserver.conf")).unwrap();
+        let d = Config::default();
+        assert_eq!(c.admin_token, "demo-admin-token-change-me");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.client_listen, "0.0.0.0:8008".parse().unwrap());
+        assert_eq!(c.msg_listen, "0.0.0.0:8000".parse().unwrap());
+        assert_eq!(c.file_listen, "0.0.0.0:8600".parse().unwrap());
+        assert_eq!(c.msfs_listen, "0.0.0.0:8700".parse().unwrap());
+        assert_eq!(c.admin_listen, "127.0.0.1:8400".parse().unwrap());
+        assert_eq!(c.ip_addr2(), "127.0.0.1");
+        assert_eq!(c.max_pdu_size, 1_048_576);
+        assert_eq!(c.login_timeout, Duration::from_secs(15));
+        assert_eq!(c.db_path(), PathBuf::from("./data/ttserver.db"));
+        // Everything else is the default: compare the Debug output with the two overrides put back.
+        let c2 = Config {
+            source: d.source.clone(),
+            admin_token: d.admin_token.clone(),
+            ..c.clone()
+        };
+        assert_eq!(format!("{c2:?}"), format!("{d:?}"));
+        assert!(c.validate_for_run().is_ok());
+    }
+
+    #[test]
+    fn demo_conf_lists_every_key_in_order() {
+        let text = std::fs::read_to_string(conf_dir().join("ttserver.conf")).unwrap();
+        // Every key appears once, as `Key=` or as a commented `# Key=`, in KEYS order.
+        let found: Vec<&str> = text
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .filter(|k| KEYS.contains(k))
+            .collect();
+        assert_eq!(found, KEYS);
+    }
+
+    #[test]
+    fn docs_list_every_key_in_order() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let found: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(k, _)| k))
+            .filter(|k| KEYS.contains(k))
+            .collect();
+        assert_eq!(found, KEYS);
+    }
+
+    #[test]
+    fn every_conf_file_parses() {
+        let mut n = 0;
+        for entry in std::fs::read_dir(conf_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) == Some("conf") {
+                if let Err(e) = Config::load(&path) {
+                    panic!("{e}");
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 1);
+    }
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        let c = Config::parse("", "empty.conf").unwrap();
+        assert_eq!(
+            format!(
+                "{:?}",
+                Config {
+                    source: "(defaults)".into(),
+                    ..c
+                }
+            ),
+            format!("{:?}", Config::default())
+        );
+        // An unset AdminToken fails the run check, naming the file and key.
+        let e = Config::parse("", "empty.conf")
+            .unwrap()
+            .validate_for_run()
+            .unwrap_err();
+        assert_eq!(e.to_string().lines().count(), 1);
+        assert!(e.to_string().starts_with("empty.conf: AdminToken: "));
+    }
+
+    #[test]
+    fn comments_blank_lines_and_whitespace() {
+        let text = "\u{feff}# a comment\n\n   \n  MaxTextLen =  100  # trailing comment\r\n\
+                    #MaxPduSize=5\nPresenceToMobile=true#no space\nIpAddr2=\nFileAddr= 10.0.0.1 ; host.example ;\n";
+        let c = Config::parse(text, "t.conf").unwrap();
+        assert_eq!(c.max_text_len, 100);
+        assert_eq!(c.max_pdu_size, 1_048_576);
+        assert!(c.presence_to_mobile);
+        assert_eq!(c.ip_addr2, None);
+        assert_eq!(c.file_addr, vec!["10.0.0.1", "host.example"]);
+    }
+
+    #[test]
+    fn typed_values() {
+        let text = "MsgListen=[::1]:0\nIpAddr1=192.168.1.5\nIpAddr2=tt.example.com\nWorkers=3\n\
+                    DbReaders=0\nDbSync=normal\nPasswordHashCost=low\nLoginLockout=120\n\
+                    MaxFileSize=10000000000\nMsfsBaseUrl=https://img.example.com/\n\
+                    ClusterSecret=0123456789abcdef\nDataDir=/var/lib/tt\n";
+        let c = Config::parse(text, "t.conf").unwrap();
+        assert_eq!(c.msg_listen, "[::1]:0".parse().unwrap());
+        assert_eq!(c.ip_addr2(), "tt.example.com");
+        assert_eq!(c.workers(), 3);
+        assert_eq!(c.db_readers(), 2);
+        assert_eq!(c.db_sync, DbSync::Normal);
+        assert_eq!(c.password_hash_cost, HashCost::Low);
+        assert_eq!(c.login_lockout, Duration::from_secs(120));
+        assert_eq!(c.max_file_size, 10_000_000_000);
+        assert_eq!(c.msfs_base_url_for(1), "https://img.example.com");
+        assert_eq!(c.cluster_secret.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(c.db_path(), PathBuf::from("/var/lib/tt/ttserver.db"));
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        let d = Config::default();
+        assert!(d.workers() >= 1);
+        assert_eq!(d.msfs_base_url_for(8701), "http://127.0.0.1:8701");
+    }
+
+    #[test]
+    fn unknown_key() {
+        let e = err("MaxPDUSize=100\nFoo=1\n");
+        assert_eq!(e.problems.len(), 2);
+        assert_eq!(e.problems[0].line, Some(1));
+        assert_eq!(e.problems[0].key.as_deref(), Some("MaxPDUSize"));
+        assert!(e.problems[0].message.contains("did you mean `MaxPduSize`"));
+        assert_eq!(
+            e.to_string().lines().nth(1),
+            Some("t.conf:2: Foo: unknown key")
+        );
+    }
+
+    #[test]
+    fn duplicate_key() {
+        let e = err("MaxTextLen=10\n\nMaxTextLen=10\n");
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(
+            e.to_string(),
+            "t.conf:3: MaxTextLen: given twice (first on line 1)"
+        );
+    }
+
+    #[test]
+    fn bad_ints() {
+        for v in [
+            "-5",
+            "+5",
+            "1_000",
+            "0x10",
+            "12a",
+            "",
+            "1.5",
+            "99999999999999999999999",
+        ] {
+            let e = err(&format!("MaxConnCnt={v}\n"));
+            assert_eq!(e.problems.len(), 1, "{v}");
+            assert_eq!(e.problems[0].key.as_deref(), Some("MaxConnCnt"));
+        }
+        // Range: zero where it makes no sense, MaxPduSize below the header size, u32 overflow.
+        assert!(err("MaxConnCnt=0").problems[0]
+            .message
+            .contains("out of range"));
+        assert!(err("MsgRateLimit=0").problems[0]
+            .message
+            .contains("out of range"));
+        assert!(err("MaxPduSize=11").problems[0]
+            .message
+            .contains("out of range"));
+        assert!(Config::parse("MaxPduSize=12", "t").is_ok());
+        assert!(err("MaxTextLen=4294967296").problems[0]
+            .message
+            .contains("out of range"));
+        assert!(err("LoginTimeout=0").problems[0]
+            .message
+            .contains("out of range"));
+        assert!(Config::parse("TokenGrace=0", "t").is_ok());
+    }
+
+    #[test]
+    fn bad_bool_and_enums() {
+        for text in [
+            "PresenceToMobile=yes",
+            "MsfsRequireToken=True",
+            "MsfsRequireToken=1",
+        ] {
+            let e = err(text);
+            assert!(e.problems[0].message.contains("`true` or `false`"), "{e}");
+        }
+        assert!(err("DbSync=FULL").problems[0]
+            .message
+            .contains("`full` or `normal`"));
+        assert!(err("PasswordHashCost=high").problems[0]
+            .message
+            .contains("`low` or `default`"));
+        assert!(err("MsgListen=localhost:8000").problems[0]
+            .message
+            .contains("host:port"));
+        assert!(err("MsfsBaseUrl=ftp://x").problems[0]
+            .message
+            .contains("http"));
+        assert!(err("ClusterSecret=short").problems[0]
+            .message
+            .contains("too short"));
+        assert!(err("AdminToken=a b").problems[0]
+            .message
+            .contains("printable"));
+        assert!(err("FileAddr=;;").problems[0]
+            .message
+            .contains("at least one"));
+        assert!(err("DataDir=").problems[0]
+            .message
+            .contains("missing value"));
+    }
+
+    #[test]
+    fn every_problem_reported_at_once() {
+        let text = "MaxConnCnt=-1\n# fine\nPresenceToMobile=maybe\nnot a key value line\n\
+                    Bogus=1\nMaxConnCnt=5\n=3\nWorkers=2\n";
+        let e = err(text);
+        let lines: Vec<String> = e.to_string().lines().map(str::to_string).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "t.conf:1: MaxConnCnt: expected a plain decimal number, found `-1`",
+                "t.conf:3: PresenceToMobile: expected `true` or `false`, found `maybe`",
+                "t.conf:4: expected `Key=value`, found `not a key value line`",
+                "t.conf:5: Bogus: unknown key",
+                "t.conf:6: MaxConnCnt: given twice (first on line 1)",
+                "t.conf:7: missing key before `=`",
+            ]
+        );
+    }
+
+    #[test]
+    fn cross_checks() {
+        let e = err("MaxOutPduSize=4096\nMaxAudioLen=100\n");
+        // MaxTextLen (default 4096, not in the file) must be below it: reported at the line of
+        // MaxOutPduSize. OutBufCap is fine.
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(e.problems[0].key.as_deref(), Some("MaxTextLen"));
+        assert_eq!(e.problems[0].line, Some(1));
+        let e = err("OutBufCap=4096\nMaxOutPduSize=8192\nMaxAudioLen=100\nMaxTextLen=100\n");
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(e.problems[0].key.as_deref(), Some("OutBufCap"));
+        assert_eq!(e.problems[0].line, Some(1));
+        // A bad MaxOutPduSize is reported once, without cross-check noise.
+        let e = err("MaxOutPduSize=x\n");
+        assert_eq!(e.problems.len(), 1);
+    }
+
+    #[test]
+    fn run_checks() {
+        let c = Config::parse("AdminToken=t\nMsgListen=127.0.0.1:8008\n", "t.conf").unwrap();
+        let e = c.validate_for_run().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.conf: MsgListen: 127.0.0.1:8008 clashes with ClientListen"
+        );
+        let c = Config::parse(
+            "AdminToken=t\nClientListen=127.0.0.1:0\nMsgListen=127.0.0.1:0\nAdminListen=127.0.0.2:8000",
+            "t.conf",
+        )
+        .unwrap();
+        assert!(c.validate_for_run().is_ok());
+    }
+
+    #[test]
+    fn load_errors() {
+        let e = Config::load(Path::new("/nonexistent/x.conf")).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/x.conf: cannot read: "));
+        let dir = std::env::temp_dir().join(format!("ttserver-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.conf");
+        std::fs::write(&path, b"MaxTextLen=1\nIpAddr1=\xff\n").unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert_eq!(e.problems[0].line, Some(2));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

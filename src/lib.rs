@@ -1,6 +1,31 @@
 //! ttserver: a server for the TeamTalk (TT 2014) instant-messaging protocol.
 //!
-//! (Thread diagram and overview: see the crate doc written in `server.rs` / README.)
+//! One process plays the login and msg roles on embedded SQLite. Threads:
+//!
+//! ```text
+//!              accept: SO_REUSEPORT, one listener per worker and port
+//!                 |                 |                 |
+//!           +-----------+     +-----------+     +-----------+
+//!           | worker 0  |     | worker 1  |     | worker N-1|   N = Workers (default: cores)
+//!           | mio Poll  |<--->| mio Poll  |<--->| mio Poll  |   each owns a Slab of connections,
+//!           | Slab<Conn>|     | Slab<Conn>|     | Slab<Conn>|   their buffers and deadlines
+//!           +-----------+     +-----------+     +-----------+
+//!              |  ^  crossbeam channel + mio::Waker (storage replies, cross-worker pushes)
+//!              v  |
+//!    +---------------------------+      +------------------------------+
+//!    | db-writer (1 thread)      |      | db-reader-i (DbReaders)      |
+//!    | group commit: drain up to |      | unread, recent contacts,     |
+//!    | DbBatchMax jobs -> 1 txn  |      | watchers, password checks    |
+//!    +---------------------------+      +------------------------------+
+//! ```
+//!
+//! * [`proto`]: the wire protocol, no I/O. [`net`]: the event loop. [`msg`], [`login`]: the
+//!   roles, as handlers from (state, PDU) to effects. [`store`]: SQLite, the group-commit writer
+//!   and the reader pool. [`client`]: a blocking client for tests and tools.
+//! * A worker never blocks: a storage job leaves on a bounded channel, its answer comes back on
+//!   the worker's channel with one wake per batch.
+//! * A connection is `(worker, slot, generation)`; replies to a reused slot are dropped.
+//! * A 3/1 is acknowledged (3/2) only after its transaction committed, and delivered after that.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
@@ -8,7 +33,15 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
+pub mod login;
+pub mod msg;
+pub mod net;
 pub mod proto;
+pub mod server;
+pub mod signals;
+pub mod state;
+pub mod stats;
 pub mod store;

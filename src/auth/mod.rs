@@ -1,5 +1,9 @@
 //! Authentication: password hashing, login throttling, session tokens.
 
+pub mod password;
+pub mod throttle;
+pub mod token;
+
 /// argon2id cost level (`PasswordHashCost` conf key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HashCost {

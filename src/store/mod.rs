@@ -1,4 +1,25 @@
 //! Storage: SQLite schema, queries, the group-commit writer and the reader pool.
+//!
+//! One module per table or area: [`users`], [`departs`], [`messages`] (p2p), [`unread`],
+//! [`recent`]; plus the threads: [`writer`] (the single writer, group commit) and [`readers`]
+//! (the reader pool). The schema lives in `sql/NNN_*.sql`, embedded at build time and applied in
+//! order by [`open`], which records the version in `PRAGMA user_version`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+pub mod departs;
+mod error;
+pub mod messages;
+pub mod readers;
+pub mod recent;
+pub mod unread;
+pub mod users;
+pub mod writer;
+
+pub use error::StoreError;
 
 /// SQLite `synchronous` setting (`DbSync` conf key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -7,4 +28,261 @@ pub enum DbSync {
     Full,
     /// WAL `synchronous=NORMAL`: survives a process crash, not a power loss.
     Normal,
+}
+
+/// Client family (behaviour.md section 0): unread state is kept per family (B-UNR-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Pc,
+    Ios,
+    Android,
+}
+
+/// The migrations, in order: `MIGRATIONS[i]` brings `user_version` from `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../../sql/001_init.sql")];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// How long a connection waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The database file inside a data directory.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("ttserver.db")
+}
+
+/// Opens (creating if needed) the database at `path`, sets the connection pragmas (WAL,
+/// busy timeout 5 s, `synchronous` per `sync`, foreign keys) and brings the schema up to date.
+/// A database written by a newer ttserver (higher `user_version`) is refused.
+/// `path` may be `:memory:` (tests).
+pub fn open(path: &Path, sync: DbSync) -> Result<Connection, StoreError> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    let mut conn = Connection::open(path)?;
+    // journal_mode answers with the resulting mode ("memory" for :memory:).
+    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    configure(&conn, sync)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a further connection on an existing database (reader threads): same pragmas, no
+/// migrations, and `query_only` so a bug cannot write outside the writer thread.
+pub fn open_reader(path: &Path, sync: DbSync) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    configure(&conn, sync)?;
+    conn.pragma_update(None, "query_only", true)?;
+    let version = user_version(&conn)?;
+    if version != SCHEMA_VERSION {
+        return Err(StoreError::Invalid(format!(
+            "database {} has schema version {version}, expected {SCHEMA_VERSION}",
+            path.display()
+        )));
+    }
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, sync: DbSync) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let level = match sync {
+        DbSync::Full => "FULL",
+        DbSync::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", level)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    u32::try_from(v).map_err(|_| StoreError::Invalid(format!("bad schema version {v}")))
+}
+
+/// Applies every migration above the stored `user_version`, each in its own transaction
+/// (the version is re-read under the write lock, so two processes opening at once are safe).
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = user_version(&tx)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Invalid(format!(
+                "database schema version {version} is newer than this ttserver knows \
+                 ({SCHEMA_VERSION}); use a newer ttserver"
+            )));
+        }
+        let Some(sql) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            return Ok(()); // up to date; dropping tx rolls back the empty transaction
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        log::info!(target: "store", "database migrated to schema version {}", version + 1);
+    }
+}
+
+/// The server clock in Unix seconds (0 before 1970, saturating after 2106).
+pub(crate) fn now_secs() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+/// A column value that must fit a u32 id, as a conversion error otherwise.
+pub(crate) fn id_u32(v: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} does not fit 32 bits")))
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A fresh, unique path under the temp dir; the directory is removed on drop.
+    pub struct TempDb {
+        pub dir: PathBuf,
+    }
+
+    impl TempDb {
+        pub fn new(tag: &str) -> TempDb {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "ttserver-test-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            TempDb { dir }
+        }
+        pub fn path(&self) -> PathBuf {
+            db_path(&self.dir)
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    pub fn mem() -> Connection {
+        open(Path::new(":memory:"), DbSync::Normal).unwrap()
+    }
+
+    /// Inserts users named u1..=un (ids 1..=n in a fresh db).
+    pub fn users(conn: &Connection, n: u32) {
+        for i in 1..=n {
+            let u = users::NewUser {
+                name: format!("u{i}"),
+                password_hash: "x".into(),
+                ..Default::default()
+            };
+            assert_eq!(users::insert(conn, &u).unwrap(), i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::TempDb;
+    use super::*;
+
+    #[test]
+    fn fresh_db_gets_latest_version_and_wal() {
+        let t = TempDb::new("mig");
+        let conn = open(&t.path(), DbSync::Full).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2); // FULL
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        for table in [
+            "users",
+            "departs",
+            "messages",
+            "unread",
+            "recent_contacts",
+            "groups",
+            "group_members",
+            "group_messages",
+        ] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "table {table}");
+        }
+    }
+
+    #[test]
+    fn reopen_is_a_noop_and_keeps_data() {
+        let t = TempDb::new("reopen");
+        {
+            let conn = open(&t.path(), DbSync::Normal).unwrap();
+            testutil::users(&conn, 2);
+        }
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(users::all(&conn).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn newer_version_is_refused() {
+        let t = TempDb::new("newer");
+        {
+            let conn = open(&t.path(), DbSync::Normal).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let err = open(&t.path(), DbSync::Normal).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+        assert!(open_reader(&t.path(), DbSync::Normal).is_err());
+    }
+
+    #[test]
+    fn migrations_match_a_fresh_schema_step_by_step() {
+        // Applying each migration by hand gives the same schema as open().
+        let by_hand = Connection::open_in_memory().unwrap();
+        for sql in MIGRATIONS {
+            by_hand.execute_batch(sql).unwrap();
+        }
+        let fresh = testutil::mem();
+        let schema = |c: &Connection| -> Vec<String> {
+            let mut st = c
+                .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(schema(&by_hand), schema(&fresh));
+    }
+
+    #[test]
+    fn creates_parent_dir() {
+        let t = TempDb::new("parent");
+        let nested = t.dir.join("a").join("b").join("x.db");
+        open(&nested, DbSync::Normal).unwrap();
+        assert!(nested.exists());
+    }
 }

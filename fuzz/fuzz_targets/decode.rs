@@ -1,0 +1,72 @@
+//! Frame and PDU decoders on arbitrary bytes. Invariants:
+//! - nothing panics, and nothing allocates from an unchecked count (libFuzzer's -rss_limit_mb /
+//!   -malloc_limit_mb catch that);
+//! - a decoded PDU re-encodes to exactly the body it came from (same header length, module and
+//!   command), and decode(encode(decode(x))) == decode(x).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ttserver::proto::frame::{self, HEADER_LEN};
+use ttserver::proto::{Dir, Pdu};
+
+fn check_roundtrip(dir: Dir, module: u16, command: u16, body: &[u8]) {
+    let Ok(Some(pdu)) = Pdu::decode(dir, module, command, body) else {
+        return;
+    };
+    assert_eq!(pdu.module_command(), (module, command));
+    let mut again = Vec::new();
+    pdu.encode_body(&mut again);
+    assert_eq!(again, body, "body re-encoding differs");
+    let whole = pdu.to_frame(7);
+    assert_eq!(whole.len(), HEADER_LEN + body.len());
+    let (h, back, used) = frame::parse(&whole, dir, u32::MAX)
+        .expect("re-encoded frame parses")
+        .expect("re-encoded frame is complete");
+    assert_eq!(
+        (h.module, h.command, h.reserved, used),
+        (module, command, 7, whole.len())
+    );
+    assert_eq!(back.as_ref(), Some(&pdu));
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let dir = if sel & 1 == 0 {
+        Dir::ToServer
+    } else {
+        Dir::ToClient
+    };
+    if sel & 2 != 0 {
+        // Direct body decode for a chosen (module, command), mostly among the known ones.
+        let Some((mc, body)) = rest.split_at_checked(2) else {
+            return;
+        };
+        let module = u16::from(mc[0] % 9);
+        let command = u16::from(mc[1] % 64);
+        check_roundtrip(dir, module, command, body);
+        return;
+    }
+    // A byte stream: PDUs back to back, as a connection sees them.
+    let max_pdu = if sel & 4 != 0 { 64 } else { 1_048_576 };
+    let mut buf = rest;
+    loop {
+        match frame::parse(buf, dir, max_pdu) {
+            Ok(Some((h, _pdu, used))) => {
+                assert!(used >= HEADER_LEN && used <= buf.len());
+                assert_eq!(used, h.length as usize);
+                let body = &buf[HEADER_LEN..used];
+                check_roundtrip(dir, h.module, h.command, body);
+                buf = &buf[used..];
+            }
+            Ok(None) => {
+                if let Ok(Some(h)) = frame::check(buf, max_pdu) {
+                    panic!("check says complete {h:?} but parse says incomplete");
+                }
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+});

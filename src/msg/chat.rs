@@ -1,0 +1,260 @@
+//! Module 3 (MSG) and 4/1: p2p messages, acks, unread, time, P2P commands (B-MSG, B-UNR, B-CMD).
+
+use super::outlet::{submit_read, submit_write, WriteKind};
+use super::{Ctx, Effect, MsgConn, Step};
+use crate::proto::frame::{Header, HEADER_LEN};
+use crate::proto::msg::{
+    MsgData, MsgDataAck, MsgReadAck, TimeResponse, UnreadCount, UnreadCountResponse, UnreadMsg,
+    UnreadMsgRequest, UnreadMsgResponse,
+};
+use crate::proto::switch::P2PCmd;
+use crate::proto::{Id, Pdu};
+use crate::state::unix_now;
+use crate::stats::bump;
+use crate::store::writer::WriteOp;
+use crate::store::{messages::StoredMsg, unread};
+
+/// Message types (protocol.md section 8.4).
+pub const P2P_TEXT: u8 = 0x01;
+pub const P2P_AUDIO: u8 = 0x02;
+pub const GROUP_TEXT: u8 = 0x11;
+pub const GROUP_AUDIO: u8 = 0x12;
+
+fn session_user(mc: &MsgConn) -> u32 {
+    mc.user_id().unwrap_or(0)
+}
+
+pub fn time(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
+    let rsp = Pdu::TimeResponse(TimeResponse {
+        server_time: unix_now(),
+    })
+    .to_frame(cx.reserved);
+    cx.respond(mc, vec![Effect::Reply(rsp)])
+}
+
+/// B-MSG-1 (b): payload size by type.
+fn payload_ok(cx: &Ctx<'_>, msg_type: u8, len: usize) -> bool {
+    let cfg = &cx.st.cfg;
+    match msg_type {
+        P2P_TEXT | GROUP_TEXT => len > 0 && len <= cfg.max_text_len as usize,
+        P2P_AUDIO | GROUP_AUDIO => len > 4 && len <= cfg.max_audio_len as usize,
+        _ => false,
+    }
+}
+
+/// Byte offset of `create_time` in an encoded 3/1 with these id strings.
+fn create_time_offset(from: &[u8], to: &[u8]) -> usize {
+    HEADER_LEN + 4 + 4 + from.len() + 4 + to.len()
+}
+
+/// 3/1 from a client: checks (B-MSG-1), then one write; ack and deliveries after commit (B-MSG-2).
+pub fn msg_data(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>) -> Step {
+    let st = cx.st;
+    let me = session_user(mc);
+    if m.from_id.value() != Some(me) {
+        bump(&st.counters.identity_rejects);
+        log::info!(target: "msg", "conn={:?} user={me} 3/1 with a foreign from_id", cx.conn);
+        return Step::Now(Vec::new());
+    }
+    match m.msg_type {
+        P2P_TEXT | P2P_AUDIO => {}
+        GROUP_TEXT | GROUP_AUDIO => {
+            // B-GRP-7: `to_id` must be an existing group; group support lands with groups.
+            bump(&st.counters.msg_rejected);
+            return Step::Now(Vec::new());
+        }
+        _ => {
+            bump(&st.counters.msg_rejected);
+            return Step::Now(Vec::new());
+        }
+    }
+    let to = m
+        .to_id
+        .value()
+        .filter(|id| st.directory.read().active(*id).is_some());
+    let (Some(to), true, true) = (
+        to,
+        payload_ok(cx, m.msg_type, m.msg_data.len()),
+        hdr.length <= st.cfg.max_out_pdu_size,
+    ) else {
+        bump(&st.counters.msg_rejected);
+        return Step::Now(Vec::new());
+    };
+    // P-21: the ack echoes the request's from_id bytes; ids are canonical here, so the
+    // delivery built from numbers has the same layout as the request.
+    let ack = Pdu::MsgDataAck(MsgDataAck {
+        seq_no: m.seq_no,
+        from_id: m.from_id,
+    })
+    .to_frame(cx.reserved);
+    let from_s = me.to_string();
+    let to_s = to.to_string();
+    let delivery = Pdu::MsgData(MsgData {
+        seq_no: m.seq_no,
+        from_id: Id::Num(me),
+        to_id: Id::Num(to),
+        create_time: 0,
+        msg_type: m.msg_type,
+        msg_data: m.msg_data,
+        attach: m.attach,
+    })
+    .to_frame(0);
+    let kind = WriteKind::P2p {
+        ack,
+        delivery,
+        time_at: create_time_offset(from_s.as_bytes(), to_s.as_bytes()),
+        from: me,
+        to,
+    };
+    let op = WriteOp::StoreP2p {
+        from: me,
+        to,
+        msg_type: m.msg_type,
+        data: m.msg_data.to_vec(),
+    };
+    submit_write(cx, mc, op, kind)
+}
+
+/// 4/1: forwarded to the recipient's sessions and the sender's other sessions (B-CMD).
+pub fn p2p_cmd(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, c: &P2PCmd<'_>) -> Step {
+    let st = cx.st;
+    let me = session_user(mc);
+    if c.from_id.value() != Some(me) {
+        bump(&st.counters.identity_rejects);
+        return Step::Now(Vec::new());
+    }
+    let to = c
+        .to_id
+        .value()
+        .filter(|id| *id != me && st.directory.read().active(*id).is_some());
+    let (Some(to), true) = (to, hdr.length <= st.cfg.max_out_pdu_size) else {
+        bump(&st.counters.cmd_rejected);
+        return Step::Now(Vec::new());
+    };
+    let bytes: crate::net::Shared = Pdu::P2PCmd(P2PCmd {
+        seq_no: c.seq_no,
+        from_id: Id::Num(me),
+        to_id: Id::Num(to),
+        cmd_data: c.cmd_data,
+    })
+    .to_frame(0)
+    .into();
+    let effects = vec![
+        Effect::Deliver {
+            user: to,
+            bytes: bytes.clone(),
+            skip: None,
+        },
+        Effect::Deliver {
+            user: me,
+            bytes,
+            skip: Some(cx.conn),
+        },
+    ];
+    cx.respond(mc, effects)
+}
+
+/// 3/3: everything from the peer becomes read in this session's family (B-UNR-4).
+pub fn read_ack(cx: &Ctx<'_>, mc: &mut MsgConn, r: &MsgReadAck<'_>) -> Step {
+    let Some(sess) = mc.session.clone() else {
+        return Step::Now(Vec::new());
+    };
+    let peer = r
+        .peer_id
+        .value()
+        .filter(|id| cx.st.directory.read().user(*id).is_some());
+    let Some(peer) = peer else {
+        return Step::Now(Vec::new());
+    };
+    let op = WriteOp::MarkRead {
+        reader: sess.user_id,
+        peer,
+        family: sess.family,
+    };
+    submit_write(
+        cx,
+        mc,
+        op,
+        WriteKind::Plain {
+            ok: Vec::new(),
+            on_error: Vec::new(),
+        },
+    )
+}
+
+/// 3/7 -> 3/8 (B-UNR-2).
+pub fn unread_count(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
+    let Some(sess) = mc.session.clone() else {
+        return Step::Now(Vec::new());
+    };
+    let reserved = cx.reserved;
+    let limit = cx.st.cfg.max_unread_peers;
+    submit_read(cx, mc, move |db, st| {
+        let counts = match unread::counts(db, sess.user_id, sess.family, limit) {
+            Ok(c) => c,
+            Err(e) => {
+                bump(&st.counters.store_failures);
+                log::error!(target: "store", "unread counts: {e}");
+                return Vec::new();
+            }
+        };
+        let items: Vec<UnreadCount<'_>> = counts
+            .iter()
+            .map(|(peer, n)| UnreadCount {
+                peer_id: Id::Num(*peer),
+                unread_cnt: *n,
+            })
+            .collect();
+        let frame = super::encode_capped(st, &items, reserved, |p| {
+            Pdu::UnreadCountResponse(UnreadCountResponse { counts: p.to_vec() })
+        });
+        vec![Effect::Reply(frame)]
+    })
+}
+
+/// 3/9 -> 3/14 (B-UNR-3): newest first, with the peer's current name, nick and avatar.
+pub fn unread_msgs(cx: &Ctx<'_>, mc: &mut MsgConn, r: &UnreadMsgRequest<'_>) -> Step {
+    let Some(sess) = mc.session.clone() else {
+        return Step::Now(Vec::new());
+    };
+    let reserved = cx.reserved;
+    let echo = super::id_echo(&r.peer_id);
+    let peer = r.peer_id.value();
+    let limit = cx.st.cfg.max_unread_msgs;
+    submit_read(cx, mc, move |db, st| {
+        let msgs: Vec<StoredMsg> = match peer {
+            Some(peer) => match unread::messages(db, sess.user_id, peer, sess.family, limit) {
+                Ok(m) => m,
+                Err(e) => {
+                    bump(&st.counters.store_failures);
+                    log::error!(target: "store", "unread messages: {e}");
+                    return Vec::new();
+                }
+            },
+            None => Vec::new(),
+        };
+        let sender = peer.and_then(|p| st.directory.read().user(p).cloned());
+        let (name, nick, avatar) = sender.as_ref().map_or((&b""[..], &b""[..], &b""[..]), |u| {
+            (u.name.as_bytes(), u.nick.as_bytes(), u.avatar.as_bytes())
+        });
+        let items: Vec<UnreadMsg<'_>> = msgs
+            .iter()
+            .map(|m| UnreadMsg {
+                from_id: Id::Num(m.from_id),
+                from_name: name,
+                from_nick: nick,
+                from_avatar: avatar,
+                create_time: m.create_time,
+                msg_type: m.msg_type,
+                msg_data: &m.data,
+            })
+            .collect();
+        let frame = super::encode_capped(st, &items, reserved, |p| {
+            Pdu::UnreadMsgResponse(UnreadMsgResponse {
+                peer_id: Id::Raw(&echo),
+                msgs: p.to_vec(),
+            })
+        });
+        vec![Effect::Reply(frame)]
+    })
+}

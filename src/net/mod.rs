@@ -1,0 +1,121 @@
+//! The event loop: fixed mio worker threads, each owning a slab of connections.
+//!
+//! A connection is addressed by [`ConnId`] (worker, slab slot, generation). Other threads reach a
+//! connection only through its worker's channel ([`WorkerHandle`]) and Waker; a message whose
+//! generation no longer matches the slot is dropped, so a reused slot never receives another
+//! client's data.
+
+pub mod conn;
+pub mod listener;
+pub mod outq;
+pub mod timer;
+pub mod worker;
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+/// Address of one connection in the whole process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub worker: u16,
+    pub slot: u32,
+    pub generation: u32,
+}
+
+/// Encoded PDU bytes shared by every connection they are queued on (encode once, send many).
+pub type Shared = Arc<[u8]>;
+
+/// Which listener a connection came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `ClientListen`: 1/1 -> 1/2, then close (B-LS).
+    Login,
+    /// `MsgListen`: client sessions.
+    Msg,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Login => "login",
+            Role::Msg => "msg",
+        }
+    }
+}
+
+/// Work handed to a worker by another thread.
+pub enum WorkerMsg {
+    /// A storage job of `conn` finished: `seq` is the connection's request sequence number.
+    Done {
+        conn: ConnId,
+        seq: u64,
+        done: crate::msg::Completion,
+    },
+    /// Queue these bytes on the connection (a push: delivery, presence, kick notice ...).
+    Push { conn: ConnId, bytes: Shared },
+    /// Send 1/7 and close the connection once flushed (B-KICK-2).
+    Kick { conn: ConnId, bytes: Shared },
+    /// Close the connection at once (B-ADM-6).
+    Close { conn: ConnId },
+    /// Stop the worker (graceful shutdown).
+    Shutdown,
+}
+
+/// The way into a worker from any thread.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    pub tx: Sender<WorkerMsg>,
+    pub waker: Arc<mio::Waker>,
+}
+
+impl WorkerHandle {
+    /// Sends and wakes. Use [`WorkerHandle::send_quiet`] + one `wake` when sending many.
+    pub fn send(&self, msg: WorkerMsg) {
+        if self.tx.send(msg).is_ok() {
+            if let Err(e) = self.waker.wake() {
+                log::warn!(target: "net", "waker failed: {e}");
+            }
+        }
+    }
+
+    /// Sends without waking; the caller wakes once after a batch.
+    pub fn send_quiet(&self, msg: WorkerMsg) {
+        let _ = self.tx.send(msg);
+    }
+
+    pub fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::warn!(target: "net", "waker failed: {e}");
+        }
+    }
+}
+
+/// Handles of every worker, indexed by `ConnId::worker`.
+#[derive(Clone, Default)]
+pub struct Workers {
+    handles: Arc<Vec<WorkerHandle>>,
+}
+
+impl Workers {
+    pub fn new(handles: Vec<WorkerHandle>) -> Self {
+        Workers {
+            handles: Arc::new(handles),
+        }
+    }
+
+    pub fn get(&self, worker: u16) -> Option<&WorkerHandle> {
+        self.handles.get(usize::from(worker))
+    }
+
+    pub fn all(&self) -> &[WorkerHandle] {
+        &self.handles
+    }
+
+    /// Queue a push for one connection (wakes its worker).
+    pub fn push(&self, conn: ConnId, bytes: Shared) {
+        if let Some(h) = self.get(conn.worker) {
+            h.send(WorkerMsg::Push { conn, bytes });
+        }
+    }
+}

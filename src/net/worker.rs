@@ -1,0 +1,884 @@
+//! One worker thread: a mio Poll over its listeners (SO_REUSEPORT) and its connections.
+//!
+//! Per loop iteration: poll; accept; read and handle input; drain the channel (storage replies,
+//! pushes from other threads); expire timers; resume rate-paused connections; flush output;
+//! wake each other worker we sent to, once. Nothing here blocks: storage work leaves through
+//! channels and comes back as [`WorkerMsg::Done`].
+
+use std::io::{self, Read};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::conn::{Conn, Hold, TokenBucket};
+use super::outq::Flushed;
+use super::timer::{DeadlineHeap, TimerKey};
+use super::{ConnId, Role, Shared, WorkerMsg};
+use crate::msg::presence::{Change, Class};
+use crate::msg::{self, Ctx, Effect, MsgConn, Phase, Step};
+use crate::proto::frame::{self, Header, HEADER_LEN};
+use crate::proto::{Dir, Pdu, ProtoError};
+use crate::state::State;
+use crate::stats::bump;
+
+pub const WAKER: Token = Token(0);
+const LISTENER_BASE: usize = 1;
+const CONN_BASE: usize = 64;
+/// Bytes read from one connection per service call before others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// How long a connection closed for a protocol error may flush (P-11).
+const ERROR_FLUSH: Duration = Duration::from_secs(1);
+/// How long a kicked session may flush its 1/7 (B-KICK-2).
+const KICK_FLUSH: Duration = Duration::from_secs(5);
+/// Login-port connections that send no 1/1 are closed after this (B-LS-1).
+const LOGIN_PORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Frame {
+    Consumed,
+    Hold,
+    Closed,
+}
+
+pub struct Worker {
+    id: u16,
+    poll: Poll,
+    rx: Receiver<WorkerMsg>,
+    st: Arc<State>,
+    listeners: Vec<(TcpListener, Role)>,
+    conns: Slab<Conn>,
+    next_generation: u32,
+    timers: DeadlineHeap,
+    resumes: DeadlineHeap,
+    retry: Vec<TimerKey>,
+    dirty: Vec<usize>,
+    touched: Vec<bool>,
+    scratch: Vec<u8>,
+    stop: bool,
+}
+
+impl Worker {
+    pub fn new(
+        id: u16,
+        poll: Poll,
+        rx: Receiver<WorkerMsg>,
+        st: Arc<State>,
+        listeners: Vec<(TcpListener, Role)>,
+    ) -> io::Result<Self> {
+        let mut listeners = listeners;
+        for (i, (l, _)) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+        }
+        let scratch = vec![0u8; st.cfg.read_buf_size.max(4096)];
+        Ok(Worker {
+            id,
+            poll,
+            rx,
+            st,
+            listeners,
+            conns: Slab::new(),
+            next_generation: 1,
+            timers: DeadlineHeap::default(),
+            resumes: DeadlineHeap::default(),
+            retry: Vec::new(),
+            dirty: Vec::new(),
+            touched: Vec::new(),
+            scratch,
+            stop: false,
+        })
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        self.touched = vec![false; self.st.workers().all().len()];
+        while !self.stop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!(target: "net", "worker {} poll failed: {e}", self.id);
+                break;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {}
+                    Token(t) if t >= CONN_BASE => {
+                        let slot = t - CONN_BASE;
+                        if ev.is_writable() {
+                            self.flush(slot);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.service(slot);
+                        }
+                    }
+                    Token(t) => self.accept(t - LISTENER_BASE),
+                }
+            }
+            self.drain_channel();
+            self.run_retries();
+            self.expire_timers();
+            self.resume_paused();
+            self.flush_dirty();
+            self.wake_touched();
+        }
+        log::debug!(target: "net", "worker {} stopped with {} connections", self.id, self.conns.len());
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.retry.is_empty() || !self.dirty.is_empty() {
+            return Some(Duration::from_millis(1));
+        }
+        let now = Instant::now();
+        let next = [self.timers.next(), self.resumes.next()]
+            .into_iter()
+            .flatten()
+            .min();
+        let cap = Duration::from_secs(1);
+        Some(next.map_or(cap, |t| t.saturating_duration_since(now).min(cap)))
+    }
+
+    fn key(&self, slot: usize) -> Option<TimerKey> {
+        self.conns.get(slot).map(|c| TimerKey {
+            slot,
+            generation: c.id.generation,
+        })
+    }
+
+    /// The live connection for an id, if the slot still holds that generation.
+    fn slot_of(&self, id: ConnId) -> Option<usize> {
+        let slot = id.slot as usize;
+        match self.conns.get(slot) {
+            Some(c) if id.worker == self.id && c.id.generation == id.generation => Some(slot),
+            _ => None,
+        }
+    }
+
+    // ---------------------------------------------------------------- accept
+
+    fn accept(&mut self, idx: usize) {
+        loop {
+            let Some((listener, role)) = self.listeners.get(idx) else {
+                return;
+            };
+            let role = *role;
+            let (stream, peer) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and retry on the next readiness event.
+                    log::warn!(target: "net", "accept on {} port failed: {e}", role.name());
+                    return;
+                }
+            };
+            let counter = match role {
+                Role::Login => &self.st.login_conns,
+                Role::Msg => &self.st.msg_conns,
+            };
+            if counter.fetch_add(1, Ordering::Relaxed) >= self.st.cfg.max_conn_cnt {
+                counter.fetch_sub(1, Ordering::Relaxed);
+                bump(&self.st.counters.conn_cap_rejects);
+                drop(stream); // B-FLOW-2: accepted and closed at once, no data
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let now = Instant::now();
+            let entry = self.conns.vacant_entry();
+            let slot = entry.key();
+            let generation = self.next_generation;
+            self.next_generation = self.next_generation.wrapping_add(1).max(1);
+            let Ok(slot32) = u32::try_from(slot) else {
+                counter.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            };
+            let id = ConnId {
+                worker: self.id,
+                slot: slot32,
+                generation,
+            };
+            let deadline = now
+                + match role {
+                    Role::Login => LOGIN_PORT_TIMEOUT,
+                    Role::Msg => self.st.cfg.login_timeout,
+                };
+            let mut conn = Conn {
+                stream,
+                id,
+                role,
+                peer,
+                inbuf: Vec::new(),
+                out: Default::default(),
+                want_write: false,
+                want_read: true,
+                deadline,
+                armed_at: Some(deadline),
+                closing: false,
+                eof: false,
+                hold: Hold::None,
+                bucket: TokenBucket::new(self.st.cfg.msg_rate_limit, now),
+                msg: (role == Role::Msg).then(|| Box::new(MsgConn::default())),
+            };
+            if let Err(e) = self.poll.registry().register(
+                &mut conn.stream,
+                Token(CONN_BASE + slot),
+                Interest::READABLE,
+            ) {
+                log::warn!(target: "net", "register failed: {e}");
+                counter.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            entry.insert(conn);
+            self.timers.arm(deadline, TimerKey { slot, generation });
+            log::debug!(target: "net", "conn={id:?} accepted on {} port from {peer}", role.name());
+        }
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// Processes buffered input, then reads until the socket is drained, the read budget is
+    /// spent, or the connection is held back.
+    fn service(&mut self, slot: usize) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            if conn.closing {
+                return;
+            }
+            if !conn.inbuf.is_empty() {
+                let buf = std::mem::take(&mut conn.inbuf);
+                let (used, go_on) = self.process(slot, &buf);
+                let Some(conn) = self.conns.get_mut(slot) else {
+                    return;
+                };
+                let rest = buf.get(used..).unwrap_or_default();
+                if !rest.is_empty() {
+                    conn.inbuf = rest.to_vec();
+                }
+                if !go_on {
+                    return;
+                }
+            }
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            if conn.hold != Hold::None {
+                return;
+            }
+            if budget == 0 {
+                if let Some(k) = self.key(slot) {
+                    self.retry.push(k);
+                }
+                return;
+            }
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let read = conn.stream.read(&mut scratch);
+            match read {
+                Ok(0) => {
+                    self.scratch = scratch;
+                    conn.eof = true;
+                    self.close_now(slot, "peer closed");
+                    return;
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.touch_idle(slot);
+                    let data = scratch.get(..n).unwrap_or_default();
+                    let has_partial = self.conns.get(slot).is_some_and(|c| !c.inbuf.is_empty());
+                    if has_partial {
+                        if let Some(c) = self.conns.get_mut(slot) {
+                            c.inbuf.extend_from_slice(data);
+                        }
+                    } else {
+                        let (used, _) = self.process(slot, data);
+                        if let Some(c) = self.conns.get_mut(slot) {
+                            if let Some(rest) = data.get(used..) {
+                                if !rest.is_empty() && !c.closing {
+                                    c.inbuf.extend_from_slice(rest);
+                                }
+                            }
+                        }
+                    }
+                    self.scratch = scratch;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.scratch = scratch;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.scratch = scratch;
+                }
+                Err(e) => {
+                    self.scratch = scratch;
+                    self.close_now(slot, &format!("read error: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Moves a connection's deadline; arms an earlier heap entry when it moved closer.
+    fn set_deadline(&mut self, slot: usize, at: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        c.deadline = at;
+        if c.armed_at.is_none_or(|a| at < a) {
+            c.armed_at = Some(at);
+            self.timers.arm(
+                at,
+                TimerKey {
+                    slot,
+                    generation: c.id.generation,
+                },
+            );
+        }
+    }
+
+    /// Any received byte resets the idle timer of a logged-in session (B-HB-2).
+    fn touch_idle(&mut self, slot: usize) {
+        let now = Instant::now();
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let idle = c
+            .msg
+            .as_ref()
+            .and_then(|m| m.session.as_ref())
+            .map(|s| idle_timeout(&self.st, s.class));
+        if let (Some(idle), false) = (idle, c.closing) {
+            self.set_deadline(slot, now + idle);
+        }
+    }
+
+    /// Handles the whole PDUs at the front of `buf`. Returns the bytes consumed and whether
+    /// the caller may go on reading (false: held back or closed).
+    fn process(&mut self, slot: usize, buf: &[u8]) -> (usize, bool) {
+        let max = self.st.cfg.max_pdu_size;
+        let mut pos = 0;
+        loop {
+            let rest = buf.get(pos..).unwrap_or_default();
+            let header = match frame::check(rest, max) {
+                Ok(Some(h)) => h,
+                Ok(None) => return (pos, true),
+                Err(e) => {
+                    self.protocol_error(slot, &e, None);
+                    return (pos, false);
+                }
+            };
+            let len = header.length as usize;
+            let Some(pdu_bytes) = rest.get(..len) else {
+                return (pos, true);
+            };
+            match self.handle_frame(slot, &header, pdu_bytes) {
+                Frame::Consumed => pos += len,
+                Frame::Hold => return (pos, false),
+                Frame::Closed => return (pos, false),
+            }
+            if self.conns.get(slot).is_none_or(|c| c.closing) {
+                return (pos, false);
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, slot: usize, h: &Header, bytes: &[u8]) -> Frame {
+        let body = bytes.get(HEADER_LEN..).unwrap_or_default();
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return Frame::Closed;
+        };
+        let role = conn.role;
+        // P-13: before login only 1/3 and 7/1 (msg port) / 1/1 (login port) are parsed.
+        let allowed_before_login = match role {
+            Role::Login => (h.module, h.command) == (1, 1),
+            Role::Msg => matches!((h.module, h.command), (1, 3) | (7, 1)),
+        };
+        let logged_in = conn.msg.as_ref().is_some_and(|m| m.phase != Phase::Fresh);
+        if !logged_in && !allowed_before_login {
+            let known = crate::proto::is_known(Dir::ToServer, h.module, h.command);
+            if known {
+                bump(&self.st.counters.ignored_before_login);
+            } else {
+                bump(&self.st.counters.unknown_pdus);
+            }
+            return Frame::Consumed;
+        }
+        // P-12: a command of another port (1/1 here, 6/1-6/5 on the msg port) is unknown.
+        if !accepted_on(role, h.module, h.command) {
+            bump(&self.st.counters.unknown_pdus);
+            return Frame::Consumed;
+        }
+        let pdu = match Pdu::decode(Dir::ToServer, h.module, h.command, body) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                bump(&self.st.counters.unknown_pdus);
+                log::debug!(target: "net", "conn={:?} unknown {}/{}", conn.id, h.module, h.command);
+                return Frame::Consumed;
+            }
+            Err(e) => {
+                self.protocol_error(slot, &e, Some(h));
+                return Frame::Closed;
+            }
+        };
+        match role {
+            Role::Login => {
+                let effects = crate::login::on_pdu(&self.st, h, &pdu);
+                self.apply(slot, effects);
+                Frame::Consumed
+            }
+            Role::Msg => self.handle_msg(slot, h, pdu),
+        }
+    }
+
+    fn handle_msg(&mut self, slot: usize, h: &Header, pdu: Pdu<'_>) -> Frame {
+        let now = Instant::now();
+        let st = Arc::clone(&self.st);
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return Frame::Closed;
+        };
+        let Conn {
+            id,
+            peer,
+            msg,
+            bucket,
+            ..
+        } = conn;
+        let Some(mc) = msg.as_deref_mut() else {
+            return Frame::Closed;
+        };
+        let cx = Ctx {
+            st: &st,
+            conn: *id,
+            peer: *peer,
+            reserved: h.reserved,
+            now,
+        };
+        let step = msg::on_pdu(&cx, mc, h, pdu, &mut || bucket.take(now));
+        match step {
+            Step::Now(effects) => {
+                self.apply(slot, effects);
+                Frame::Consumed
+            }
+            Step::Queued => Frame::Consumed,
+            Step::Wait => {
+                let nothing_pending = mc.pending_len() == 0;
+                conn.hold = Hold::Waiting;
+                if nothing_pending {
+                    // Held for a full storage queue: try again on the next iteration.
+                    let key = TimerKey {
+                        slot,
+                        generation: conn.id.generation,
+                    };
+                    self.retry.push(key);
+                }
+                Frame::Hold
+            }
+            Step::Pause(until) => {
+                conn.hold = Hold::Paused(until);
+                let key = TimerKey {
+                    slot,
+                    generation: conn.id.generation,
+                };
+                self.resumes.arm(until, key);
+                Frame::Hold
+            }
+        }
+    }
+
+    fn protocol_error(&mut self, slot: usize, e: &ProtoError, h: Option<&Header>) {
+        bump(&self.st.counters.proto_errors);
+        if let Some(c) = self.conns.get(slot) {
+            let mc = h
+                .map(|h| format!("{}/{}", h.module, h.command))
+                .unwrap_or_default();
+            log::warn!(target: "net", "conn={:?} peer={} protocol error {mc}: {e}", c.id, c.peer);
+        }
+        self.close_after_flush(slot, ERROR_FLUSH);
+    }
+
+    // ---------------------------------------------------------------- effects
+
+    fn apply(&mut self, slot: usize, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Reply(v) => {
+                    if let Some(c) = self.conns.get_mut(slot) {
+                        c.out.push_owned(v);
+                        self.dirty.push(slot);
+                    }
+                }
+                Effect::ReplyShared(b) => {
+                    if let Some(c) = self.conns.get_mut(slot) {
+                        c.out.push_shared(b);
+                        self.dirty.push(slot);
+                    }
+                }
+                Effect::Deliver { user, bytes, skip } => {
+                    for s in self.st.presence.sessions(user) {
+                        if Some(s.conn) != skip {
+                            self.push_to(s.conn, bytes.clone());
+                        }
+                    }
+                }
+                Effect::Push { conn, bytes } => self.push_to(conn, bytes),
+                Effect::Kick { conn, bytes } => {
+                    if conn.worker == self.id {
+                        self.kick_local(conn, bytes);
+                    } else if let Some(h) = self.st.workers().get(conn.worker) {
+                        h.send_quiet(WorkerMsg::Kick { conn, bytes });
+                        self.mark_touched(conn.worker);
+                    }
+                }
+                Effect::CloseAfterFlush => self.close_after_flush(slot, ERROR_FLUSH),
+                Effect::StatusChanged(c) => notify_watchers(&self.st, c),
+                Effect::FinishLogin(v) => {
+                    let now = Instant::now();
+                    let st = Arc::clone(&self.st);
+                    let Some(conn) = self.conns.get_mut(slot) else {
+                        // The connection is gone: undo nothing (no session was registered).
+                        continue;
+                    };
+                    let id = conn.id;
+                    let Some(mc) = conn.msg.as_deref_mut() else {
+                        continue;
+                    };
+                    let more = msg::login::finish(&st, id, mc, *v, now);
+                    if let Some(class) = mc.session.as_ref().map(|s| s.class) {
+                        self.set_deadline(slot, now + idle_timeout(&st, class));
+                    }
+                    self.apply(slot, more);
+                }
+            }
+        }
+    }
+
+    fn mark_touched(&mut self, worker: u16) {
+        if let Some(t) = self.touched.get_mut(usize::from(worker)) {
+            *t = true;
+        }
+    }
+
+    /// Queues bytes on any connection: here, or through its worker's channel.
+    fn push_to(&mut self, target: ConnId, bytes: Shared) {
+        if target.worker != self.id {
+            if let Some(h) = self.st.workers().get(target.worker) {
+                h.send_quiet(WorkerMsg::Push {
+                    conn: target,
+                    bytes,
+                });
+                self.mark_touched(target.worker);
+            }
+            return;
+        }
+        let Some(slot) = self.slot_of(target) else {
+            return;
+        };
+        self.queue(slot, bytes);
+    }
+
+    fn queue(&mut self, slot: usize, bytes: Shared) {
+        let cap = self.st.cfg.out_buf_cap;
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.closing {
+            return; // a kicked or failing session receives nothing more (B-KICK-2)
+        }
+        c.out.push_shared(bytes);
+        if c.out.len() > cap {
+            bump(&self.st.counters.slow_consumer_closes);
+            self.close_now(slot, "slow consumer (OutBufCap)");
+            return;
+        }
+        self.dirty.push(slot);
+    }
+
+    fn kick_local(&mut self, target: ConnId, bytes: Shared) {
+        let Some(slot) = self.slot_of(target) else {
+            return;
+        };
+        if let Some(c) = self.conns.get_mut(slot) {
+            if c.closing {
+                return;
+            }
+            c.out.push_shared(bytes);
+            if let Some(m) = c.msg.as_deref_mut() {
+                m.phase = Phase::Ended;
+            }
+            log::info!(target: "net", "conn={target:?} kicked by a newer login");
+        }
+        self.close_after_flush(slot, KICK_FLUSH);
+    }
+
+    fn close_after_flush(&mut self, slot: usize, limit: Duration) {
+        let now = Instant::now();
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        c.closing = true;
+        c.inbuf = Vec::new();
+        self.set_deadline(slot, now + limit);
+        self.dirty.push(slot);
+    }
+
+    // ---------------------------------------------------------------- channel
+
+    fn drain_channel(&mut self) {
+        while let Ok(m) = self.rx.try_recv() {
+            match m {
+                WorkerMsg::Done { conn, seq, done } => self.on_done(conn, seq, done),
+                WorkerMsg::Push { conn, bytes } => self.push_to(conn, bytes),
+                WorkerMsg::Kick { conn, bytes } => self.kick_local(conn, bytes),
+                WorkerMsg::Close { conn } => {
+                    if let Some(slot) = self.slot_of(conn) {
+                        self.close_now(slot, "closed by the server");
+                    }
+                }
+                WorkerMsg::Shutdown => self.stop = true,
+            }
+        }
+    }
+
+    fn on_done(&mut self, conn: ConnId, seq: u64, done: Vec<Effect>) {
+        let Some(slot) = self.slot_of(conn) else {
+            bump(&self.st.counters.stale_replies);
+            return;
+        };
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Some(mc) = c.msg.as_deref_mut() else {
+            return;
+        };
+        if !mc.complete(seq, done) {
+            bump(&self.st.counters.stale_replies);
+            return;
+        }
+        let ready = mc.take_ready();
+        self.apply(slot, ready);
+        if let Some(c) = self.conns.get_mut(slot) {
+            if c.hold == Hold::Waiting && !c.closing {
+                c.hold = Hold::None;
+                self.service(slot);
+            }
+        }
+    }
+
+    fn run_retries(&mut self) {
+        for key in std::mem::take(&mut self.retry) {
+            let Some(c) = self.conns.get_mut(key.slot) else {
+                continue;
+            };
+            if c.id.generation != key.generation {
+                continue;
+            }
+            if c.hold == Hold::Waiting {
+                c.hold = Hold::None;
+            }
+            self.service(key.slot);
+        }
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    fn expire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some((at, key)) = self.timers.pop_due(now) {
+            let Some(c) = self.conns.get_mut(key.slot) else {
+                continue;
+            };
+            if c.id.generation != key.generation || c.armed_at != Some(at) {
+                continue; // stale entry
+            }
+            if c.deadline > now {
+                c.armed_at = Some(c.deadline);
+                self.timers.arm(c.deadline, key);
+                continue;
+            }
+            let reason = if c.closing {
+                "flush limit reached"
+            } else {
+                match c.msg.as_deref() {
+                    Some(m) if m.session.is_some() => {
+                        bump(&self.st.counters.idle_closes);
+                        "idle timeout"
+                    }
+                    Some(_) => {
+                        bump(&self.st.counters.login_timeouts);
+                        "login timeout"
+                    }
+                    None => "login port timeout",
+                }
+            };
+            self.close_now(key.slot, reason);
+        }
+    }
+
+    fn resume_paused(&mut self) {
+        let now = Instant::now();
+        while let Some((at, key)) = self.resumes.pop_due(now) {
+            let Some(c) = self.conns.get_mut(key.slot) else {
+                continue;
+            };
+            if c.id.generation != key.generation || c.hold != Hold::Paused(at) {
+                continue;
+            }
+            c.hold = Hold::None;
+            // Time paused by the server does not count as idle (B-HB-2).
+            self.touch_idle(key.slot);
+            self.service(key.slot);
+        }
+    }
+
+    // ---------------------------------------------------------------- output
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for slot in dirty.drain(..) {
+            self.flush(slot);
+        }
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match c.out.flush(&mut c.stream) {
+            Ok(Flushed::All) => {
+                if c.closing {
+                    self.close_now(slot, "closed after flush");
+                    return;
+                }
+                if c.want_write {
+                    c.want_write = false;
+                    let _ = self.poll.registry().reregister(
+                        &mut c.stream,
+                        Token(CONN_BASE + slot),
+                        Interest::READABLE,
+                    );
+                }
+            }
+            Ok(Flushed::Partial) => {
+                if !c.want_write {
+                    c.want_write = true;
+                    let _ = self.poll.registry().reregister(
+                        &mut c.stream,
+                        Token(CONN_BASE + slot),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                }
+            }
+            Err(e) => self.close_now(slot, &format!("write error: {e}")),
+        }
+    }
+
+    fn wake_touched(&mut self) {
+        for (i, t) in self.touched.iter_mut().enumerate() {
+            if std::mem::take(t) {
+                if let Some(h) = self.st.workers().all().get(i) {
+                    h.wake();
+                }
+            }
+        }
+    }
+
+    /// Removes the connection at once; a registered session ends (B-KICK-4).
+    fn close_now(&mut self, slot: usize, why: &str) {
+        if !self.conns.contains(slot) {
+            return;
+        }
+        let mut c = self.conns.remove(slot);
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        let counter = match c.role {
+            Role::Login => &self.st.login_conns,
+            Role::Msg => &self.st.msg_conns,
+        };
+        counter.fetch_sub(1, Ordering::Relaxed);
+        let user = c
+            .msg
+            .as_ref()
+            .and_then(|m| m.session.as_ref())
+            .map(|s| s.user_id);
+        log::debug!(target: "net", "conn={:?} user={user:?} closed: {why}", c.id);
+        if let Some(user) = user {
+            if let Some(change) = self.st.presence.logout(user, c.id) {
+                notify_watchers(&self.st, change);
+            }
+        }
+    }
+}
+
+/// Whether a client command is served on this port (protocol.md section 1).
+fn accepted_on(role: Role, module: u16, command: u16) -> bool {
+    match role {
+        Role::Login => (module, command) == (1, 1),
+        Role::Msg => {
+            let file_port = module == 6 && (1..=5).contains(&command);
+            !file_port && (module, command) != (1, 1)
+        }
+    }
+}
+
+fn idle_timeout(st: &State, class: Class) -> Duration {
+    match class {
+        Class::Pc => st.cfg.pc_idle_timeout,
+        Class::Mobile => st.cfg.mobile_idle_timeout,
+    }
+}
+
+/// B-PRES-3: one 2/5 to every presence-receiving session of every watcher. Runs on the reader
+/// thread chosen by the user id, so one user's changes go out in order.
+pub fn notify_watchers(st: &Arc<State>, c: Change) {
+    let state = Arc::clone(st);
+    let job = Box::new(move |db: &rusqlite::Connection| {
+        let limit = state.cfg.max_recent_contacts;
+        let watchers = match crate::store::recent::watchers(db, c.user, limit) {
+            Ok(w) => w,
+            Err(e) => {
+                bump(&state.counters.store_failures);
+                log::error!(target: "store", "watchers of {}: {e}", c.user);
+                return;
+            }
+        };
+        let bytes: Shared = crate::msg::other::status_notify(c.user, c.new, 0).into();
+        let workers = state.workers();
+        let mut touched = vec![false; workers.all().len()];
+        for v in watchers {
+            for s in state.presence.sessions(v) {
+                if s.class == Class::Pc || state.cfg.presence_to_mobile {
+                    if let Some(h) = workers.get(s.conn.worker) {
+                        h.send_quiet(WorkerMsg::Push {
+                            conn: s.conn,
+                            bytes: bytes.clone(),
+                        });
+                        if let Some(t) = touched.get_mut(usize::from(s.conn.worker)) {
+                            *t = true;
+                        }
+                    }
+                }
+            }
+        }
+        for (i, t) in touched.into_iter().enumerate() {
+            if t {
+                if let Some(h) = workers.all().get(i) {
+                    h.wake();
+                }
+            }
+        }
+    });
+    if st.readers.submit_keyed(c.user, job).is_err() {
+        bump(&st.counters.store_failures);
+        log::warn!(target: "msg", "presence of {} not sent: reader queue full", c.user);
+    }
+}

@@ -1,0 +1,183 @@
+//! Start-up and shutdown of the all-in-one server: storage, caches, workers, listeners.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::auth::throttle::LoginThrottle;
+use crate::config::Config;
+use crate::msg::directory::Directory;
+use crate::msg::outlet::WorkerOutlet;
+use crate::msg::presence::Presence;
+use crate::net::listener::bind_group;
+use crate::net::worker::{Worker, WAKER};
+use crate::net::{Role, WorkerHandle, WorkerMsg, Workers};
+use crate::state::State;
+use crate::stats::Counters;
+use crate::store::{self, departs, readers::Readers, users, writer};
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug)]
+pub enum ServerError {
+    Config(String),
+    Store(store::StoreError),
+    Io(String, io::Error),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::Config(m) => write!(f, "configuration: {m}"),
+            ServerError::Store(e) => write!(f, "storage: {e}"),
+            ServerError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<store::StoreError> for ServerError {
+    fn from(e: store::StoreError) -> Self {
+        ServerError::Store(e)
+    }
+}
+
+/// A running server: its bound addresses and the handles to stop it.
+pub struct Running {
+    pub msg_addr: SocketAddr,
+    pub login_addr: SocketAddr,
+    pub state: Arc<State>,
+    threads: Vec<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+fn io_err(what: &str) -> impl FnOnce(io::Error) -> ServerError + '_ {
+    move |e| ServerError::Io(what.to_string(), e)
+}
+
+/// Opens storage, binds every listener and starts the threads. Prints the `listening` lines
+/// and `ready` on stdout (architecture.md section 5).
+pub fn start(cfg: Config) -> Result<Running, ServerError> {
+    let db_path = cfg.db_path();
+    let conn = store::open(&db_path, cfg.db_sync)?;
+    let directory = Directory::new(users::all(&conn)?, departs::all(&conn)?);
+    let readers = Readers::spawn(&db_path, cfg.db_sync, cfg.db_readers(), cfg.db_queue_cap)?;
+    let (wtx, wrx) = crossbeam_channel::bounded(cfg.db_queue_cap);
+
+    let n = cfg.workers().clamp(1, usize::from(u16::MAX));
+    let (msg_addr, msg_listeners) =
+        bind_group(cfg.msg_listen, n).map_err(io_err("bind MsgListen"))?;
+    let (login_addr, login_listeners) =
+        bind_group(cfg.client_listen, n).map_err(io_err("bind ClientListen"))?;
+
+    let st = Arc::new(State {
+        throttle: Mutex::new(LoginThrottle::new(
+            cfg.login_fail_limit,
+            cfg.login_fail_window,
+            cfg.login_lockout,
+        )),
+        cfg,
+        counters: Arc::new(Counters::default()),
+        presence: Presence::default(),
+        directory: RwLock::new(directory),
+        writer: wtx,
+        readers,
+        workers: OnceLock::new(),
+        msg_addr,
+        msg_conns: AtomicUsize::new(0),
+        login_conns: AtomicUsize::new(0),
+    });
+
+    let mut polls = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    let mut receivers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let poll = mio::Poll::new().map_err(io_err("create poll"))?;
+        let waker = mio::Waker::new(poll.registry(), WAKER).map_err(io_err("create waker"))?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        handles.push(WorkerHandle {
+            tx,
+            waker: Arc::new(waker),
+        });
+        polls.push(poll);
+        receivers.push(rx);
+    }
+    let workers = Workers::new(handles);
+    let _ = st.workers.set(workers.clone());
+
+    let outlet = WorkerOutlet::new(workers, Arc::clone(&st.counters));
+    let writer = writer::spawn_writer(conn, wrx, outlet, st.cfg.db_batch_max)
+        .map_err(io_err("spawn db-writer"))?;
+
+    let mut threads = Vec::with_capacity(n);
+    let listeners = msg_listeners.into_iter().zip(login_listeners);
+    for (i, ((poll, rx), (ml, ll))) in polls.into_iter().zip(receivers).zip(listeners).enumerate() {
+        let id = u16::try_from(i).unwrap_or(u16::MAX);
+        let worker = Worker::new(
+            id,
+            poll,
+            rx,
+            Arc::clone(&st),
+            vec![(ml, Role::Msg), (ll, Role::Login)],
+        )
+        .map_err(io_err("register listeners"))?;
+        let t = std::thread::Builder::new()
+            .name(format!("msg-worker-{i}"))
+            .spawn(move || worker.run())
+            .map_err(io_err("spawn worker"))?;
+        threads.push(t);
+    }
+    Ok(Running {
+        msg_addr,
+        login_addr,
+        state: st,
+        threads,
+        writer: Some(writer),
+    })
+}
+
+impl Running {
+    /// The start-up lines scripts wait for.
+    pub fn announce(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "listening login {}", self.login_addr)?;
+        writeln!(out, "listening msg {}", self.msg_addr)?;
+        writeln!(out, "ready")?;
+        out.flush()
+    }
+
+    /// Graceful stop: workers end, the writer commits what was queued, threads are joined.
+    pub fn stop(mut self) {
+        for h in self.state.workers().all() {
+            h.send(WorkerMsg::Shutdown);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Dropping the state drops the last writer sender once every worker is gone.
+        let writer = self.writer.take();
+        drop(self);
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+    }
+}
+
+/// `ttserver run`: start, announce, wait for SIGINT/SIGTERM, stop.
+pub fn run(cfg: Config) -> Result<(), ServerError> {
+    cfg.validate_for_run()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let signals = crate::signals::block_stop_signals().map_err(io_err("block signals"))?;
+    let running = start(cfg)?;
+    running
+        .announce(&mut io::stdout().lock())
+        .map_err(io_err("stdout"))?;
+    log::info!(target: "server", "ready: msg {} login {}", running.msg_addr, running.login_addr);
+    let sig = signals.wait();
+    log::info!(target: "server", "signal {sig}: stopping");
+    running.stop();
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Process-wide state shared by the workers, the storage threads and the roles.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, RwLock};
+
+use crate::auth::throttle::LoginThrottle;
+use crate::config::Config;
+use crate::msg::directory::Directory;
+use crate::msg::outlet::WriteTag;
+use crate::msg::presence::Presence;
+use crate::net::Workers;
+use crate::stats::Counters;
+use crate::store::readers::Readers;
+use crate::store::writer::WriteJob;
+
+pub struct State {
+    pub cfg: Config,
+    pub counters: Arc<Counters>,
+    pub presence: Presence,
+    pub directory: RwLock<Directory>,
+    pub throttle: Mutex<LoginThrottle>,
+    pub writer: Sender<WriteJob<WriteTag>>,
+    pub readers: Readers,
+    /// Set once the workers exist (they need the state first).
+    pub workers: OnceLock<Workers>,
+    /// The msg listener's bound address (its port goes into 1/2).
+    pub msg_addr: SocketAddr,
+    /// Open connections per listener (B-FLOW-2, B-LS-2).
+    pub msg_conns: AtomicUsize,
+    pub login_conns: AtomicUsize,
+}
+
+impl State {
+    pub fn workers(&self) -> &Workers {
+        static NONE: OnceLock<Workers> = OnceLock::new();
+        self.workers
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(Workers::default))
+    }
+}
+
+/// Now in Unix seconds (the server clock, B-GEN-3).
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}

@@ -1,0 +1,241 @@
+//! Test harness: the real `ttserver` binary on 127.0.0.1 ephemeral ports, a fresh DataDir per
+//! server, users created with `ttserver admin` before start.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ttserver::client::{Client, ClientError, Frame};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ttserver");
+pub const PC: u32 = 0x01;
+pub const MAC: u32 = 0x02;
+pub const IOS: u32 = 0x11;
+pub const ANDROID: u32 = 0x12;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Server {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub conf: PathBuf,
+    pub msg: SocketAddr,
+    pub login: SocketAddr,
+}
+
+/// The conf every test server starts from; `extra` lines are appended (later keys must not
+/// repeat these).
+fn base_conf(dir: &Path, extra: &str) -> String {
+    let mut keys = vec![
+        ("ClientListen", "127.0.0.1:0".to_string()),
+        ("MsgListen", "127.0.0.1:0".to_string()),
+        ("FileListen", "127.0.0.1:0".to_string()),
+        ("MsfsListen", "127.0.0.1:0".to_string()),
+        ("AdminListen", "127.0.0.1:0".to_string()),
+        ("AdminToken", "test-token".to_string()),
+        ("DataDir", dir.join("data").display().to_string()),
+        ("PasswordHashCost", "low".to_string()),
+        ("Workers", "2".to_string()),
+    ];
+    let mut out = String::new();
+    for line in extra.lines() {
+        if let Some((k, _)) = line.split_once('=') {
+            keys.retain(|(key, _)| *key != k.trim());
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    for (k, v) in keys {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    out
+}
+
+impl Server {
+    /// A server with the default test conf and these users (name, password).
+    pub fn start(users: &[(&str, &str)]) -> (Server, Vec<u32>) {
+        Server::start_with("", users)
+    }
+
+    pub fn start_with(extra: &str, users: &[(&str, &str)]) -> (Server, Vec<u32>) {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("ttserver-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("test.conf");
+        std::fs::write(&conf, base_conf(&dir, extra)).unwrap();
+        let ids = users
+            .iter()
+            .map(|(name, pw)| {
+                admin(&conf, &["user", "add", name, "--password", pw])
+                    .parse::<u32>()
+                    .unwrap()
+            })
+            .collect();
+        let mut s = Server {
+            child: None,
+            dir,
+            conf,
+            msg: "127.0.0.1:1".parse().unwrap(),
+            login: "127.0.0.1:1".parse().unwrap(),
+        };
+        s.spawn();
+        (s, ids)
+    }
+
+    /// Starts the binary and waits for its `ready` line.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(BIN);
+        // The server dies with the test thread that started it, even if the test process is
+        // killed, so no server outlives its test.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .args(["run", "-c"])
+            .arg(&self.conf)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            let line = lines.next().expect("server exited before ready").unwrap();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["listening", "msg", a] => self.msg = a.parse().unwrap(),
+                ["listening", "login", a] => self.login = a.parse().unwrap(),
+                ["ready"] => break,
+                _ => {}
+            }
+        }
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush anything (B-MSG-3).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status success.
+    pub fn terminate(&mut self) -> bool {
+        match self.child.take() {
+            Some(mut c) => {
+                unsafe {
+                    libc::kill(c.id() as i32, libc::SIGTERM);
+                }
+                c.wait().unwrap().success()
+            }
+            None => true,
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.msg).unwrap()
+    }
+
+    /// Connects and logs in; panics unless the login succeeds.
+    pub fn login(&self, name: &str, pw: &str, client_type: u32) -> (Client, u32) {
+        let mut c = self.connect();
+        let info = c.login(name, pw, 1, client_type).unwrap();
+        assert_eq!(info.result, 0, "login of {name} failed");
+        (c, info.user_id)
+    }
+
+    pub fn admin(&self, args: &[&str]) -> String {
+        admin(&self.conf, args)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `ttserver admin -c conf args...`; returns stdout trimmed, panics on failure.
+pub fn admin(conf: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("admin")
+        .arg("-c")
+        .arg(conf)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Receives frames until one with (module, command) arrives; fails after `timeout`.
+pub fn recv_mc(c: &mut Client, module: u16, command: u16) -> Frame {
+    c.recv_until(module, command)
+        .unwrap_or_else(|e| panic!("waiting for {module}/{command}: {e}"))
+}
+
+/// The next frame, whatever it is.
+pub fn recv(c: &mut Client) -> Frame {
+    c.recv().unwrap_or_else(|e| panic!("recv: {e}"))
+}
+
+/// Asserts that nothing arrives within `d` (used only to show an absence, after a
+/// synchronising round trip has already proven the server processed everything before it).
+pub fn assert_silent(c: &mut Client, d: Duration) {
+    c.set_timeout(Some(d));
+    match c.recv() {
+        Err(ClientError::Timeout) => {}
+        Ok(f) => panic!("unexpected {:?}", f.module_command()),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+    c.set_timeout(Some(Duration::from_secs(10)));
+}
+
+/// A heartbeat round trip: proves every earlier PDU of this connection was processed (B-GEN-1).
+pub fn sync(c: &mut Client) {
+    c.send(&ttserver::proto::Pdu::Heartbeat, 0x5a5a).unwrap();
+    let f = recv_mc(c, 7, 1);
+    assert_eq!(f.header.reserved, 0x5a5a);
+}
+
+/// Polls `cond` until true or the deadline (for state outside the protocol, e.g. a process exit).
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

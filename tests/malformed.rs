@@ -1,0 +1,160 @@
+//! Malformed input (P-4 .. P-14): only the offending connection closes, the server and the other
+//! sessions go on.
+
+mod common;
+
+use common::*;
+use ttserver::client::Client;
+use ttserver::proto::msg::MsgData;
+use ttserver::proto::{Id, Pdu};
+
+fn header(length: u32, module: u16, command: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&length.to_be_bytes());
+    v.extend_from_slice(&module.to_be_bytes());
+    v.extend_from_slice(&command.to_be_bytes());
+    v.extend_from_slice(&1u16.to_be_bytes());
+    v.extend_from_slice(&0u16.to_be_bytes());
+    v
+}
+
+/// A logged-in pair that must keep chatting through every bad connection.
+struct Witness {
+    alice: Client,
+    bob: Client,
+    a: u32,
+    b: u32,
+    seq: u32,
+}
+
+impl Witness {
+    fn still_chatting(&mut self) {
+        self.seq += 1;
+        let (sa, sb) = (self.a.to_string(), self.b.to_string());
+        self.alice
+            .send(
+                &Pdu::MsgData(MsgData {
+                    seq_no: self.seq,
+                    from_id: Id::Raw(sa.as_bytes()),
+                    to_id: Id::Raw(sb.as_bytes()),
+                    create_time: 0,
+                    msg_type: 1,
+                    msg_data: b"still here",
+                    attach: b"",
+                }),
+                1,
+            )
+            .unwrap();
+        recv_mc(&mut self.alice, 3, 2);
+        let f = recv_mc(&mut self.bob, 3, 1);
+        let Pdu::MsgData(m) = f.pdu().unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.seq_no, self.seq);
+    }
+}
+
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let (srv, ids) = Server::start_with(
+        "MaxPduSize=65536",
+        &[("alice", "a"), ("bob", "b"), ("eve", "e")],
+    );
+    let (alice, _) = srv.login("alice", "a", PC);
+    let (bob, _) = srv.login("bob", "b", PC);
+    let mut w = Witness {
+        alice,
+        bob,
+        a: ids[0],
+        b: ids[1],
+        seq: 0,
+    };
+
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("length < 12", header(11, 7, 1)),
+        ("length 0", header(0, 7, 1)),
+        ("length > MaxPduSize", header(65537, 3, 1)),
+        ("length 0xFFFFFFFF", header(u32::MAX, 3, 1)),
+    ];
+    // Truncated body: a 2/8 whose idstr claims 5 bytes but the frame holds 2.
+    let mut t = header(12 + 4 + 2, 2, 8);
+    t.extend_from_slice(&[0, 0, 0, 5, b'1', b'2']);
+    cases.push(("truncated body", t));
+    // Trailing bytes: a 3/5 (empty body) with one byte.
+    let mut t = header(13, 3, 5);
+    t.push(0);
+    cases.push(("trailing byte", t));
+    // List count larger than the body: 2/11 claiming 0xFFFFFFFF ids.
+    let mut t = header(12 + 4, 2, 11);
+    t.extend_from_slice(&u32::MAX.to_be_bytes());
+    cases.push(("list count", t));
+    // A 3/1 with a msg_data length beyond the body.
+    let mut t = header(12 + 4 + 4, 3, 1);
+    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+    cases.push(("str beyond body", t));
+
+    // Before login only 1/3 and 7/1 bodies are parsed (P-13); header checks apply to all.
+    let mut pre: Vec<(&str, Vec<u8>)> = cases.iter().take(4).cloned().collect();
+    let mut t = header(13, 7, 1);
+    t.push(0);
+    pre.push(("7/1 with a body byte", t));
+    let mut t = header(12 + 4 + 1, 1, 3);
+    t.extend_from_slice(&[0, 0, 0, 9, b'a']);
+    pre.push(("1/3 truncated", t));
+    for (what, bytes) in &pre {
+        let mut c = srv.connect();
+        c.send_raw(bytes).unwrap();
+        c.expect_closed()
+            .unwrap_or_else(|e| panic!("{what} before login: {e}"));
+        w.still_chatting();
+    }
+    for (what, bytes) in &cases {
+        let (mut e, _) = srv.login("eve", "e", PC);
+        e.send_raw(bytes).unwrap();
+        e.expect_closed()
+            .unwrap_or_else(|err| panic!("{what} after login: {err}"));
+        w.still_chatting();
+    }
+}
+
+#[test]
+fn unknown_commands_are_skipped_and_the_connection_stays() {
+    // P-12: unknown M/C, wrong direction (2/3 from a client), other port (6/1 on msg), 7/53.
+    let (srv, _) = Server::start(&[("alice", "a")]);
+    let (mut c, _) = srv.login("alice", "a", PC);
+    for (m, cmd) in [(9u16, 9u16), (2, 3), (6, 1), (7, 53), (3, 14)] {
+        let mut f = header(12 + 3, m, cmd);
+        f.extend_from_slice(b"abc");
+        c.send_raw(&f).unwrap();
+    }
+    sync(&mut c);
+}
+
+#[test]
+fn random_bytes_never_take_the_server_down() {
+    // P-11 with garbage: a fixed-seed generator, many connections, then a normal login works.
+    let (mut srv, _) = Server::start(&[("alice", "a")]);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..64 {
+        let mut c = srv.connect();
+        let len = (next() % 4096) as usize + 1;
+        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if round % 2 == 0 {
+            // Half the rounds carry a plausible header so bodies get parsed too.
+            let l = (len as u32).max(12);
+            bytes[..4].copy_from_slice(&l.to_be_bytes());
+            bytes[4..6].copy_from_slice(&((next() % 8) as u16).to_be_bytes());
+            bytes[6..8].copy_from_slice(&((next() % 20) as u16).to_be_bytes());
+        }
+        let _ = c.send_raw(&bytes);
+    }
+    let (mut c, _) = srv.login("alice", "a", PC);
+    sync(&mut c);
+    assert!(srv.is_running());
+}
