@@ -363,7 +363,7 @@ pub fn id_echo(id: &crate::proto::Id<'_>) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+mod pending_tests {
     use super::*;
 
     #[test]
@@ -389,3 +389,6 @@ mod tests {
         assert!(!mc.complete(a, vec![]), "a stale reply is refused");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! Handler tests without sockets: a real store and storage threads, workers replaced by their
+//! channels, so each test sees exactly the effects a worker would apply.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use parking_lot::{Mutex, RwLock};
+
+use super::directory::Directory;
+use super::outlet::WorkerOutlet;
+use super::presence::{Change, Presence, LEAVE, OFFLINE, ONLINE};
+use super::*;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::{password, HashCost};
+use crate::config::Config;
+use crate::net::{WorkerHandle, WorkerMsg, Workers};
+use crate::proto::frame::Header;
+use crate::proto::{Id, Pdu};
+use crate::stats::Counters;
+use crate::store::{self, readers::Readers, users, writer};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+struct Kit {
+    st: Arc<State>,
+    rx: Receiver<WorkerMsg>,
+    _poll: mio::Poll,
+    ids: Vec<u32>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Kit {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn kit(names: &[&str]) -> Kit {
+    let dir = std::env::temp_dir().join(format!(
+        "ttserver-msg-unit-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = Config::default();
+    cfg.data_dir = dir.clone();
+    cfg.password_hash_cost = HashCost::Low;
+    let db = store::open(&cfg.db_path(), cfg.db_sync).unwrap();
+    let ids = names
+        .iter()
+        .map(|n| {
+            let hash = password::hash(password::md5_hex("pw").as_bytes(), HashCost::Low).unwrap();
+            users::insert(
+                &db,
+                &users::NewUser {
+                    name: n.to_string(),
+                    password_hash: hash,
+                    nick: n.to_uppercase(),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let directory = Directory::new(users::all(&db).unwrap(), Vec::new());
+    let readers = Readers::spawn(&cfg.db_path(), cfg.db_sync, 1, 64).unwrap();
+    let (wtx, wrx) = crossbeam_channel::bounded(64);
+    let poll = mio::Poll::new().unwrap();
+    let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let workers = Workers::new(vec![WorkerHandle {
+        tx,
+        waker: Arc::new(waker),
+    }]);
+    let st = Arc::new(State {
+        throttle: Mutex::new(LoginThrottle::new(
+            5,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )),
+        cfg,
+        counters: Arc::new(Counters::default()),
+        presence: Presence::default(),
+        directory: RwLock::new(directory),
+        writer: wtx,
+        readers,
+        workers: OnceLock::new(),
+        msg_addr: "127.0.0.1:8000".parse().unwrap(),
+        msg_conns: AtomicUsize::new(0),
+        login_conns: AtomicUsize::new(0),
+    });
+    let _ = st.workers.set(workers.clone());
+    writer::spawn_writer(
+        db,
+        wrx,
+        WorkerOutlet::new(workers, Arc::clone(&st.counters)),
+        16,
+    )
+    .unwrap();
+    Kit {
+        st,
+        rx,
+        _poll: poll,
+        ids,
+        dir,
+    }
+}
+
+fn conn(slot: u32) -> ConnId {
+    ConnId {
+        worker: 0,
+        slot,
+        generation: 1,
+    }
+}
+
+fn peer() -> SocketAddr {
+    "127.0.0.1:5000".parse().unwrap()
+}
+
+impl Kit {
+    fn step(&self, mc: &mut MsgConn, c: ConnId, reserved: u16, pdu: Pdu<'_>) -> Step {
+        let cx = Ctx {
+            st: &self.st,
+            conn: c,
+            peer: peer(),
+            reserved,
+            now: Instant::now(),
+        };
+        let (module, command) = pdu.module_command();
+        let h = Header {
+            length: pdu.to_frame(0).len() as u32,
+            module,
+            command,
+            version: 1,
+            reserved,
+        };
+        on_pdu(&cx, mc, &h, pdu, &mut || Ok(()))
+    }
+
+    /// Waits for the next storage completion for `c` and applies it to `mc`; returns the
+    /// effects now ready, with FinishLogin resolved the way the worker does it.
+    fn complete(&self, mc: &mut MsgConn, c: ConnId) -> Vec<Effect> {
+        let msg = self.rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let WorkerMsg::Done { conn, seq, done } = msg else {
+            panic!("expected a completion");
+        };
+        assert_eq!(conn, c);
+        assert!(mc.complete(seq, done));
+        let mut out = Vec::new();
+        for e in mc.take_ready() {
+            match e {
+                Effect::FinishLogin(v) => {
+                    out.extend(login::finish(&self.st, c, mc, *v, Instant::now()))
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    fn logged_in(&self, name: &str, c: ConnId, client_type: u32) -> MsgConn {
+        let mut mc = MsgConn::default();
+        let md5 = password::md5_hex("pw");
+        let step = self.step(
+            &mut mc,
+            c,
+            1,
+            Pdu::LoginRequest(crate::proto::LoginRequest {
+                user_name: name.as_bytes(),
+                password: md5.as_bytes(),
+                online_status: 1,
+                client_type,
+                client_version: b"unit",
+            }),
+        );
+        assert!(matches!(step, Step::Queued));
+        let effects = self.complete(&mut mc, c);
+        assert!(effects.iter().any(|e| matches!(e, Effect::Reply(_))));
+        assert_eq!(mc.phase, Phase::LoggedIn);
+        mc
+    }
+
+    fn count(&self, name: &str) -> u64 {
+        self.st
+            .counters
+            .snapshot()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .unwrap()
+    }
+}
+
+fn replies(effects: &[Effect]) -> Vec<(u16, u16, u16)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Reply(v) => {
+                let h = crate::proto::frame::header(v).unwrap();
+                Some((h.module, h.command, h.reserved))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn text<'a>(from: &'a [u8], to: &'a [u8], body: &'a [u8]) -> Pdu<'a> {
+    Pdu::MsgData(crate::proto::MsgData {
+        seq_no: 5,
+        from_id: Id::Raw(from),
+        to_id: Id::Raw(to),
+        create_time: 0,
+        msg_type: 1,
+        msg_data: body,
+        attach: b"",
+    })
+}
+
+#[test]
+fn only_login_is_processed_before_login() {
+    // P-13, B-LOGIN-1
+    let k = kit(&["alice"]);
+    let mut mc = MsgConn::default();
+    let step = k.step(&mut mc, conn(1), 3, Pdu::TimeRequest);
+    assert!(matches!(step, Step::Now(ref e) if e.is_empty()));
+    let step = k.step(&mut mc, conn(1), 3, Pdu::Heartbeat);
+    assert!(matches!(step, Step::Now(ref e) if e.is_empty()));
+    assert_eq!(k.count("ignored_before_login"), 2);
+}
+
+#[test]
+fn wrong_password_refuses_closes_and_is_recorded() {
+    // B-LOGIN-6, B-LOGIN-7
+    let k = kit(&["alice"]);
+    let mut mc = MsgConn::default();
+    let md5 = password::md5_hex("nope");
+    let step = k.step(
+        &mut mc,
+        conn(1),
+        8,
+        Pdu::LoginRequest(crate::proto::LoginRequest {
+            user_name: b"alice",
+            password: md5.as_bytes(),
+            online_status: 1,
+            client_type: 1,
+            client_version: b"",
+        }),
+    );
+    assert!(matches!(step, Step::Queued));
+    // While verifying, further input waits (pipelined requests are not lost).
+    assert!(matches!(
+        k.step(&mut mc, conn(1), 9, Pdu::TimeRequest),
+        Step::Wait
+    ));
+    let effects = k.complete(&mut mc, conn(1));
+    assert_eq!(replies(&effects), vec![(1, 4, 8)]);
+    assert!(matches!(effects.last(), Some(Effect::CloseAfterFlush)));
+    assert_eq!(mc.phase, Phase::Ended);
+    assert_eq!(k.count("login_failures"), 1);
+    assert_eq!(k.st.presence.status(k.ids[0]), OFFLINE);
+}
+
+#[test]
+fn responses_keep_request_order_behind_a_pending_write() {
+    // B-GEN-1: 3/1 (write) then 3/5 (immediate) then 3/7 (read after write).
+    let k = kit(&["alice", "bob"]);
+    let c = conn(1);
+    let mut mc = k.logged_in("alice", c, 1);
+    let (a, b) = (k.ids[0].to_string(), k.ids[1].to_string());
+    assert!(matches!(
+        k.step(&mut mc, c, 10, text(a.as_bytes(), b.as_bytes(), b"hi")),
+        Step::Queued
+    ));
+    assert!(matches!(
+        k.step(&mut mc, c, 11, Pdu::TimeRequest),
+        Step::Queued
+    ));
+    assert!(matches!(
+        k.step(&mut mc, c, 12, Pdu::UnreadCountRequest),
+        Step::Wait
+    ));
+    let effects = k.complete(&mut mc, c);
+    assert_eq!(replies(&effects), vec![(3, 2, 10), (3, 6, 11)]);
+    let delivered: Vec<u32> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Deliver { user, skip, .. } => {
+                assert_eq!(*skip, Some(c));
+                Some(*user)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, vec![k.ids[1], k.ids[0]]);
+    // Now the read goes through.
+    assert!(matches!(
+        k.step(&mut mc, c, 12, Pdu::UnreadCountRequest),
+        Step::Queued
+    ));
+    assert_eq!(replies(&k.complete(&mut mc, c)), vec![(3, 8, 12)]);
+}
+
+#[test]
+fn foreign_from_id_is_rejected_without_a_job() {
+    // B-GEN-2
+    let k = kit(&["alice", "bob"]);
+    let c = conn(1);
+    let mut mc = k.logged_in("alice", c, 1);
+    let b = k.ids[1].to_string();
+    let step = k.step(&mut mc, c, 1, text(b.as_bytes(), b.as_bytes(), b"spoof"));
+    assert!(matches!(step, Step::Now(ref e) if e.is_empty()));
+    assert_eq!(k.count("identity_rejects"), 1);
+    assert_eq!(mc.pending_len(), 0);
+}
+
+#[test]
+fn status_change_echoes_and_reports_the_change() {
+    // B-PRES-4
+    let k = kit(&["alice"]);
+    let c = conn(1);
+    let mut mc = k.logged_in("alice", c, 1);
+    let step = k.step(
+        &mut mc,
+        c,
+        33,
+        Pdu::ServiceSetting(crate::proto::ServiceSetting {
+            key: 2,
+            value: LEAVE,
+        }),
+    );
+    let Step::Now(effects) = step else { panic!() };
+    assert_eq!(replies(&effects), vec![(2, 5, 33)]);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Deliver { skip: Some(s), .. } if *s == c)));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::StatusChanged(Change {
+            old: ONLINE,
+            new: LEAVE,
+            ..
+        })
+    )));
+    assert_eq!(k.st.presence.status(k.ids[0]), LEAVE);
+}
+
+#[test]
+fn user_status_echoes_the_requested_id() {
+    // B-PRES-6, P-21
+    let k = kit(&["alice"]);
+    let c = conn(1);
+    let mut mc = k.logged_in("alice", c, 1);
+    let step = k.step(
+        &mut mc,
+        c,
+        4,
+        Pdu::UserStatusRequest(crate::proto::UserStatusRequest {
+            user_id: Id::Raw(b"007"),
+        }),
+    );
+    let Step::Now(effects) = step else { panic!() };
+    let Some(Effect::Reply(bytes)) = effects.first() else {
+        panic!()
+    };
+    let h = crate::proto::frame::header(bytes).unwrap();
+    let Some(Pdu::UserStatusResponse(r)) = Pdu::decode(
+        crate::proto::Dir::ToClient,
+        h.module,
+        h.command,
+        &bytes[12..],
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.user_id, Id::Raw(b"007"));
+    assert_eq!(r.status, OFFLINE);
+}
