@@ -45,9 +45,11 @@ fn kit(names: &[&str]) -> Kit {
         NEXT.fetch_add(1, Ordering::SeqCst)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.clone();
-    cfg.password_hash_cost = HashCost::Low;
+    let cfg = Config {
+        data_dir: dir.clone(),
+        password_hash_cost: HashCost::Low,
+        ..Config::default()
+    };
     let db = store::open(&cfg.db_path(), cfg.db_sync).unwrap();
     let ids = names
         .iter()
