@@ -157,6 +157,15 @@ impl Running {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        let counters: Vec<String> = self
+            .state
+            .counters
+            .snapshot()
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        log::info!(target: "server", "counters at stop: {}", counters.join(" "));
         // Dropping the state drops the last writer sender once every worker is gone.
         let writer = self.writer.take();
         drop(self);

@@ -507,14 +507,16 @@ impl Worker {
     fn apply(&mut self, slot: usize, effects: Vec<Effect>) {
         for e in effects {
             match e {
+                // A closing connection (kicked, failed) gets nothing after what was queued
+                // before the close decision (B-KICK-2, P-11).
                 Effect::Reply(v) => {
-                    if let Some(c) = self.conns.get_mut(slot) {
+                    if let Some(c) = self.conns.get_mut(slot).filter(|c| !c.closing) {
                         c.out.push_owned(v);
                         self.dirty.push(slot);
                     }
                 }
                 Effect::ReplyShared(b) => {
-                    if let Some(c) = self.conns.get_mut(slot) {
+                    if let Some(c) = self.conns.get_mut(slot).filter(|c| !c.closing) {
                         c.out.push_shared(b);
                         self.dirty.push(slot);
                     }
