@@ -2,22 +2,16 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::{Mutex, RwLock};
-
-use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::msg::directory::Directory;
 use crate::msg::outlet::WorkerOutlet;
-use crate::msg::presence::Presence;
 use crate::net::listener::bind_group;
 use crate::net::worker::{Worker, WAKER};
 use crate::net::{Role, WorkerHandle, WorkerMsg, Workers};
 use crate::state::State;
-use crate::stats::Counters;
 use crate::store::{self, departs, readers::Readers, users, writer};
 
 /// Why the server could not start or stopped badly.
@@ -74,23 +68,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let (login_addr, login_listeners) =
         bind_group(cfg.client_listen, n).map_err(io_err("bind ClientListen"))?;
 
-    let st = Arc::new(State {
-        throttle: Mutex::new(LoginThrottle::new(
-            cfg.login_fail_limit,
-            cfg.login_fail_window,
-            cfg.login_lockout,
-        )),
-        cfg,
-        counters: Arc::new(Counters::default()),
-        presence: Presence::default(),
-        directory: RwLock::new(directory),
-        writer: wtx,
-        readers,
-        workers: OnceLock::new(),
-        msg_addr,
-        msg_conns: AtomicUsize::new(0),
-        login_conns: AtomicUsize::new(0),
-    });
+    let st = Arc::new(State::new(cfg, directory, wtx, readers, msg_addr));
 
     let mut polls = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);

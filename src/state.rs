@@ -35,6 +35,33 @@ pub struct State {
 }
 
 impl State {
+    /// A state with no sessions, zeroed counters and the workers still to be set.
+    pub fn new(
+        cfg: Config,
+        directory: Directory,
+        writer: Sender<WriteJob<WriteTag>>,
+        readers: Readers,
+        msg_addr: SocketAddr,
+    ) -> State {
+        State {
+            throttle: Mutex::new(LoginThrottle::new(
+                cfg.login_fail_limit,
+                cfg.login_fail_window,
+                cfg.login_lockout,
+            )),
+            cfg,
+            counters: Arc::new(Counters::default()),
+            presence: Presence::default(),
+            directory: RwLock::new(directory),
+            writer,
+            readers,
+            workers: OnceLock::new(),
+            msg_addr,
+            msg_conns: AtomicUsize::new(0),
+            login_conns: AtomicUsize::new(0),
+        }
+    }
+
     pub fn workers(&self) -> &Workers {
         static NONE: OnceLock<Workers> = OnceLock::new();
         self.workers

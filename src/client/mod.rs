@@ -7,8 +7,6 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use md5::{Digest, Md5};
-
 use crate::proto::frame::{self, Header, HEADER_LEN};
 use crate::proto::{Dir, Id, LoginRequest, MsgData, Pdu, ProtoError};
 
@@ -18,15 +16,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest PDU the client accepts (well above the server's `MaxOutPduSize`).
 pub const CLIENT_MAX_PDU: u32 = 16 * 1024 * 1024;
 
-/// Lowercase hex MD5 of `plain` (the 1/3 `password` field).
-pub fn md5_hex(plain: &str) -> String {
-    let digest = Md5::digest(plain.as_bytes());
-    let mut out = String::with_capacity(32);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
+/// Lowercase hex MD5 of a password (the 1/3 `password` field).
+pub use crate::auth::password::md5_hex;
 
 /// One whole received PDU (header included in `bytes`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -377,12 +368,6 @@ mod tests {
     use crate::proto::{LoginOk, LoginResponse, MsgServOk, MsgServResponse};
     use std::net::TcpListener;
     use std::thread;
-
-    #[test]
-    fn md5_of_123456() {
-        assert_eq!(md5_hex("123456"), "e10adc3949ba59abbe56e057f20f883e");
-        assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
-    }
 
     /// A one-connection fake server: reads PDUs and answers with `answer`.
     fn serve(

@@ -3,23 +3,20 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use parking_lot::{Mutex, RwLock};
 
 use super::directory::Directory;
 use super::outlet::WorkerOutlet;
-use super::presence::{Change, Presence, LEAVE, OFFLINE, ONLINE};
+use super::presence::{Change, LEAVE, OFFLINE, ONLINE};
 use super::*;
-use crate::auth::throttle::LoginThrottle;
 use crate::auth::{password, HashCost};
 use crate::config::Config;
 use crate::net::{WorkerHandle, WorkerMsg, Workers};
 use crate::proto::frame::Header;
 use crate::proto::{Id, Pdu};
-use crate::stats::Counters;
 use crate::store::{self, readers::Readers, users, writer};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -77,23 +74,13 @@ fn kit(names: &[&str]) -> Kit {
         tx,
         waker: Arc::new(waker),
     }]);
-    let st = Arc::new(State {
-        throttle: Mutex::new(LoginThrottle::new(
-            5,
-            Duration::from_secs(60),
-            Duration::from_secs(60),
-        )),
+    let st = Arc::new(State::new(
         cfg,
-        counters: Arc::new(Counters::default()),
-        presence: Presence::default(),
-        directory: RwLock::new(directory),
-        writer: wtx,
+        directory,
+        wtx,
         readers,
-        workers: OnceLock::new(),
-        msg_addr: "127.0.0.1:8000".parse().unwrap(),
-        msg_conns: AtomicUsize::new(0),
-        login_conns: AtomicUsize::new(0),
-    });
+        "127.0.0.1:8000".parse().unwrap(),
+    ));
     let _ = st.workers.set(workers.clone());
     writer::spawn_writer(
         db,
