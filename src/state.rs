@@ -8,6 +8,7 @@ use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::TokenRegistry;
 use crate::config::Config;
 use crate::msg::directory::Directory;
 use crate::msg::outlet::WriteTag;
@@ -23,6 +24,8 @@ pub struct State {
     pub presence: Presence,
     pub directory: RwLock<Directory>,
     pub throttle: Mutex<LoginThrottle>,
+    /// Session tokens for the file role and msfs (B-TOK-2).
+    pub tokens: Mutex<TokenRegistry>,
     pub writer: Sender<WriteJob<WriteTag>>,
     pub readers: Readers,
     /// Set once the workers exist (they need the state first).
@@ -49,6 +52,7 @@ impl State {
                 cfg.login_fail_window,
                 cfg.login_lockout,
             )),
+            tokens: Mutex::new(TokenRegistry::new(cfg.token_grace)),
             cfg,
             counters: Arc::new(Counters::default()),
             presence: Presence::default(),

@@ -3,6 +3,7 @@
 pub mod password;
 pub mod throttle;
 pub mod token;
+pub mod tokens;
 
 /// argon2id cost level (`PasswordHashCost` conf key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

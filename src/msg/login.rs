@@ -130,6 +130,9 @@ pub fn finish(st: &State, conn: ConnId, mc: &mut MsgConn, v: Verdict, now: Insta
             return refuse(mc, RESULT_UNAVAILABLE, v.reserved);
         }
     };
+    st.tokens
+        .lock()
+        .session_started(user.id, token.clone(), now);
     let status = if v.online_status == LEAVE {
         LEAVE
     } else {

@@ -368,3 +368,39 @@ fn user_status_echoes_the_requested_id() {
     assert_eq!(r.user_id, Id::Raw(b"007"));
     assert_eq!(r.status, OFFLINE);
 }
+
+#[test]
+fn login_token_is_registered_for_its_user() {
+    // B-TOK-1, B-TOK-2
+    let k = kit(&["alice", "bob"]);
+    let c = conn(1);
+    let mut mc = MsgConn::default();
+    let md5 = password::md5_hex("pw");
+    k.step(
+        &mut mc,
+        c,
+        1,
+        Pdu::LoginRequest(crate::proto::LoginRequest {
+            user_name: b"alice",
+            password: md5.as_bytes(),
+            online_status: 1,
+            client_type: 1,
+            client_version: b"",
+        }),
+    );
+    let effects = k.complete(&mut mc, c);
+    let Some(Effect::Reply(bytes)) = effects.iter().find(|e| matches!(e, Effect::Reply(_))) else {
+        panic!()
+    };
+    let Some(Pdu::LoginResponse(r)) =
+        Pdu::decode(crate::proto::Dir::ToClient, 1, 4, &bytes[12..]).unwrap()
+    else {
+        panic!()
+    };
+    let token = r.ok.unwrap().token;
+    assert_eq!(token.len(), 36);
+    let now = Instant::now();
+    let tokens = k.st.tokens.lock();
+    assert!(tokens.is_valid(token, k.ids[0], now));
+    assert!(!tokens.is_valid(token, k.ids[1], now));
+}

@@ -814,6 +814,7 @@ impl Worker {
             .map(|s| s.user_id);
         log::debug!(target: "net", "conn={:?} user={user:?} closed: {why}", c.id);
         if let Some(user) = user {
+            self.st.tokens.lock().session_ended(user, Instant::now());
             if let Some(change) = self.st.presence.logout(user, c.id) {
                 notify_watchers(&self.st, change);
             }

@@ -1,0 +1,143 @@
+//! Which session tokens are valid (B-TOK-2, B-TOK-3).
+//!
+//! A token authenticates its own user while that user has at least one session and for
+//! `TokenGrace` after the user's last session ended; disabling the user revokes it at once.
+//! Tokens live in memory only, so a restart invalidates all of them. Time is passed in.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+struct UserTokens {
+    tokens: Vec<String>,
+    sessions: u32,
+    /// When the last session ended (None while sessions > 0).
+    ended: Option<Instant>,
+}
+
+pub struct TokenRegistry {
+    grace: Duration,
+    owner: HashMap<String, u32>,
+    users: HashMap<u32, UserTokens>,
+}
+
+impl TokenRegistry {
+    pub fn new(grace: Duration) -> Self {
+        TokenRegistry {
+            grace,
+            owner: HashMap::new(),
+            users: HashMap::new(),
+        }
+    }
+
+    /// A session of `user` started with this new token.
+    pub fn session_started(&mut self, user: u32, token: String, now: Instant) {
+        self.prune(now);
+        let u = self.users.entry(user).or_insert(UserTokens {
+            tokens: Vec::new(),
+            sessions: 0,
+            ended: None,
+        });
+        u.sessions += 1;
+        u.ended = None;
+        self.owner.insert(token.clone(), user);
+        u.tokens.push(token);
+    }
+
+    /// A session of `user` ended (closed, kicked, timed out).
+    pub fn session_ended(&mut self, user: u32, now: Instant) {
+        if let Some(u) = self.users.get_mut(&user) {
+            u.sessions = u.sessions.saturating_sub(1);
+            if u.sessions == 0 {
+                u.ended = Some(now);
+            }
+        }
+    }
+
+    /// B-ADM-6: the user was disabled; every token of it stops working now.
+    pub fn revoke_user(&mut self, user: u32) {
+        if let Some(u) = self.users.remove(&user) {
+            for t in u.tokens {
+                self.owner.remove(&t);
+            }
+        }
+    }
+
+    /// Whether `token` is valid for `user` at `now` (accepted nowhere but 6/1 and msfs).
+    pub fn is_valid(&self, token: &[u8], user: u32, now: Instant) -> bool {
+        let Ok(token) = std::str::from_utf8(token) else {
+            return false;
+        };
+        if self.owner.get(token) != Some(&user) {
+            return false;
+        }
+        self.users.get(&user).is_some_and(|u| match u.ended {
+            None => u.sessions > 0,
+            Some(t) => now.saturating_duration_since(t) < self.grace,
+        })
+    }
+
+    /// Number of tokens held (for tests and stats).
+    pub fn len(&self) -> usize {
+        self.owner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.owner.is_empty()
+    }
+
+    /// Forgets users whose grace has passed; called on every new session, so memory follows
+    /// the number of users online within the last `TokenGrace`.
+    fn prune(&mut self, now: Instant) {
+        let grace = self.grace;
+        let owner = &mut self.owner;
+        self.users.retain(|_, u| {
+            let keep = match u.ended {
+                None => true,
+                Some(t) => now.saturating_duration_since(t) < grace,
+            };
+            if !keep {
+                for t in &u.tokens {
+                    owner.remove(t);
+                }
+            }
+            keep
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_for_its_user_while_a_session_lives_and_during_grace() {
+        let t0 = Instant::now();
+        let mut r = TokenRegistry::new(Duration::from_secs(60));
+        r.session_started(7, "tok-a".into(), t0);
+        r.session_started(7, "tok-b".into(), t0);
+        assert!(r.is_valid(b"tok-a", 7, t0));
+        assert!(!r.is_valid(b"tok-a", 8, t0), "only its own user");
+        assert!(!r.is_valid(b"nope", 7, t0));
+        r.session_ended(7, t0);
+        assert!(
+            r.is_valid(b"tok-a", 7, t0 + Duration::from_secs(3600)),
+            "one session left"
+        );
+        r.session_ended(7, t0 + Duration::from_secs(10));
+        assert!(r.is_valid(b"tok-b", 7, t0 + Duration::from_secs(69)));
+        assert!(!r.is_valid(b"tok-b", 7, t0 + Duration::from_secs(70)));
+        // A new session of someone else prunes the expired user.
+        r.session_started(9, "tok-c".into(), t0 + Duration::from_secs(71));
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn revoking_a_user_invalidates_at_once() {
+        let t0 = Instant::now();
+        let mut r = TokenRegistry::new(Duration::from_secs(60));
+        r.session_started(7, "tok".into(), t0);
+        r.revoke_user(7);
+        assert!(!r.is_valid(b"tok", 7, t0));
+        assert!(r.is_empty());
+    }
+}
