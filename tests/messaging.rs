@@ -494,3 +494,21 @@ fn repeated_seq_no_is_a_new_message() {
     let want: Vec<String> = (0..50).rev().map(|i| format!("m{i}")).collect();
     assert_eq!(texts, want);
 }
+
+#[test]
+fn message_is_delivered_even_if_the_sender_leaves_before_the_commit() {
+    // B-MSG-2 step 5 does not depend on the sender's connection: once stored, it is delivered.
+    let (srv, ids) = Server::start(&[("alice", "a"), ("bob", "b")]);
+    let (a, b) = (ids[0], ids[1]);
+    let (mut bob, _) = srv.login("bob", "b", PC);
+    {
+        let (mut alice, _) = srv.login("alice", "a", PC);
+        alice.send_raw(&text(a, b, 9, "bye")).unwrap();
+        alice.shutdown_write().unwrap();
+    } // dropped: the server sees the 3/1, then the close
+    let f = recv_mc(&mut bob, 3, 1);
+    let Pdu::MsgData(m) = f.pdu().unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.msg_data, b"bye");
+}

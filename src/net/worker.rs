@@ -249,7 +249,9 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
-            if conn.closing {
+            // Held connections are resumed by whoever lifts the hold (a storage reply, the
+            // retry list, the rate-limit timer).
+            if conn.closing || conn.hold != Hold::None {
                 return;
             }
             if !conn.inbuf.is_empty() {
@@ -521,13 +523,7 @@ impl Worker {
                         self.dirty.push(slot);
                     }
                 }
-                Effect::Deliver { user, bytes, skip } => {
-                    for s in self.st.presence.sessions(user) {
-                        if Some(s.conn) != skip {
-                            self.push_to(s.conn, bytes.clone());
-                        }
-                    }
-                }
+                Effect::Deliver { user, bytes, skip } => self.deliver(user, bytes, skip),
                 Effect::Push { conn, bytes } => self.push_to(conn, bytes),
                 Effect::Kick { conn, bytes } => {
                     if conn.worker == self.id {
@@ -556,6 +552,27 @@ impl Worker {
                     }
                     self.apply(slot, more);
                 }
+            }
+        }
+    }
+
+    /// Effects of a connection that no longer exists: only those aimed at others.
+    fn apply_orphaned(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Deliver { user, bytes, skip } => self.deliver(user, bytes, skip),
+                Effect::Push { conn, bytes } => self.push_to(conn, bytes),
+                Effect::StatusChanged(c) => notify_watchers(&self.st, c),
+                _ => {}
+            }
+        }
+    }
+
+    /// Queues one shared buffer on every session of `user` except `skip`.
+    fn deliver(&mut self, user: u32, bytes: Shared, skip: Option<ConnId>) {
+        for s in self.st.presence.sessions(user) {
+            if Some(s.conn) != skip {
+                self.push_to(s.conn, bytes.clone());
             }
         }
     }
@@ -649,7 +666,10 @@ impl Worker {
 
     fn on_done(&mut self, conn: ConnId, seq: u64, done: Vec<Effect>) {
         let Some(slot) = self.slot_of(conn) else {
+            // The requester is gone. What it caused for others still happens: a committed
+            // message is delivered to the recipient's sessions even if its sender left.
             bump(&self.st.counters.stale_replies);
+            self.apply_orphaned(done);
             return;
         };
         let Some(c) = self.conns.get_mut(slot) else {
