@@ -43,6 +43,27 @@ pub fn store_p2p(
     data: &[u8],
     create_time: u32,
 ) -> Result<u64, StoreError> {
+    let id = insert(conn, from, to, msg_type, data, create_time)?;
+    if from != to {
+        unread::add(conn, to, from, 1, id)?;
+    }
+    recent::touch(conn, from, to, create_time)?;
+    if from != to {
+        recent::touch(conn, to, from, create_time)?;
+    }
+    Ok(id)
+}
+
+/// Inserts the message row only; the caller updates unread and recent-contact state (the
+/// writer does that once per batch and pair, see `writer.rs`). Returns the message id.
+pub(crate) fn insert(
+    conn: &Connection,
+    from: u32,
+    to: u32,
+    msg_type: u8,
+    data: &[u8],
+    create_time: u32,
+) -> Result<u64, StoreError> {
     let mut st = conn.prepare_cached(
         "INSERT INTO messages (from_id, to_id, create_time, msg_type, data)
          VALUES (:from, :to, :time, :msg_type, :data)",
@@ -55,16 +76,7 @@ pub fn store_p2p(
         ":data": data,
     })?;
     let rowid = conn.last_insert_rowid();
-    let id = u64::try_from(rowid)
-        .map_err(|_| StoreError::Invalid(format!("negative message id {rowid}")))?;
-    if from != to {
-        unread::add(conn, to, from, id)?;
-    }
-    recent::touch(conn, from, to, create_time)?;
-    if from != to {
-        recent::touch(conn, to, from, create_time)?;
-    }
-    Ok(id)
+    u64::try_from(rowid).map_err(|_| StoreError::Invalid(format!("negative message id {rowid}")))
 }
 
 /// The greatest stored `create_time` (p2p and group messages), 0 for an empty store:

@@ -10,20 +10,25 @@ use rusqlite::{named_params, Connection};
 use super::messages::{self, StoredMsg};
 use super::{Family, StoreError};
 
-/// Counts one more unread message `msg_id` from `peer` for `reader` in every family (B-UNR-1).
+/// Counts `n` more unread messages from `peer` for `reader` in every family, the newest being
+/// `last_msg_id` (B-UNR-1).
 pub(crate) fn add(
     conn: &Connection,
     reader: u32,
     peer: u32,
-    msg_id: u64,
+    n: u32,
+    last_msg_id: u64,
 ) -> Result<(), StoreError> {
     let mut st = conn.prepare_cached(
         "INSERT INTO unread (reader, peer, pc, ios, android, last_msg_id)
-         VALUES (:reader, :peer, 1, 1, 1, :msg_id)
+         VALUES (:reader, :peer, :n, :n, :n, :msg_id)
          ON CONFLICT (reader, peer) DO UPDATE SET
-             pc = pc + 1, ios = ios + 1, android = android + 1, last_msg_id = excluded.last_msg_id",
+             pc = pc + :n, ios = ios + :n, android = android + :n,
+             last_msg_id = excluded.last_msg_id",
     )?;
-    st.execute(named_params! { ":reader": reader, ":peer": peer, ":msg_id": msg_id })?;
+    st.execute(
+        named_params! { ":reader": reader, ":peer": peer, ":n": n, ":msg_id": last_msg_id },
+    )?;
     Ok(())
 }
 

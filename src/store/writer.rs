@@ -14,6 +14,7 @@
 //! If SQLite itself aborts the transaction (disk full, I/O error) or the commit fails, every job
 //! of the batch gets the error: nothing of it was stored.
 
+use std::collections::{HashMap, HashSet};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
@@ -90,6 +91,7 @@ fn run<O: Outlet>(
     });
     let mut batch: Vec<WriteJob<O::Tag>> = Vec::with_capacity(max_batch);
     let mut results: Vec<Result<WriteOut, StoreError>> = Vec::with_capacity(max_batch);
+    let mut pairs = PairUpdates::default();
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -100,7 +102,12 @@ fn run<O: Outlet>(
         }
         let time = now_secs().max(last_time);
         last_time = time;
-        run_batch(conn, &batch, time, &mut results);
+        if let Err(e) = run_batch_fast(conn, &batch, time, &mut results, &mut pairs) {
+            // Some job failed (or the commit did): redo the batch job by job, so that a failing
+            // job fails alone and the others still commit.
+            log::warn!(target: "store", "db-writer: batch of {} jobs retried job by job: {e}", batch.len());
+            run_batch(conn, &batch, time, &mut results);
+        }
         for (job, result) in batch.drain(..).zip(results.drain(..)) {
             outlet.reply(job.tag, result);
         }
@@ -109,7 +116,97 @@ fn run<O: Outlet>(
     log::debug!(target: "store", "db-writer: all senders gone, exiting");
 }
 
-/// Runs one batch in one transaction; leaves exactly one result per job in `results`.
+/// Unread and recent-contact changes of one batch's p2p messages, written once per pair at the
+/// end of the batch (or before a job that reads or resets them) instead of once per message.
+/// Every message of a batch has the same `create_time`, so the result is the same.
+#[derive(Default)]
+struct PairUpdates {
+    /// (reader, peer) -> (new unread messages, newest message id)
+    unread: HashMap<(u32, u32), (u32, u64)>,
+    /// (owner, peer) rows to touch (B-RC-1)
+    recent: HashSet<(u32, u32)>,
+}
+
+impl PairUpdates {
+    fn add(&mut self, from: u32, to: u32, msg_id: u64) {
+        self.recent.insert((from, to));
+        if from != to {
+            let e = self.unread.entry((to, from)).or_insert((0, 0));
+            e.0 += 1;
+            e.1 = msg_id;
+            self.recent.insert((to, from));
+        }
+    }
+
+    fn write(&mut self, conn: &Connection, time: u32) -> Result<(), StoreError> {
+        for ((reader, peer), (n, last)) in self.unread.drain() {
+            unread::add(conn, reader, peer, n, last)?;
+        }
+        for (owner, peer) in self.recent.drain() {
+            recent::touch(conn, owner, peer, time)?;
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.unread.clear();
+        self.recent.clear();
+    }
+}
+
+/// The common case: the whole batch in one transaction without per-job savepoints, with
+/// unread and recent-contact updates merged per pair. Any error rolls everything back and is
+/// returned; the caller then runs [`run_batch`].
+fn run_batch_fast<T>(
+    conn: &Connection,
+    batch: &[WriteJob<T>],
+    time: u32,
+    results: &mut Vec<Result<WriteOut, StoreError>>,
+    pairs: &mut PairUpdates,
+) -> Result<(), StoreError> {
+    results.clear();
+    pairs.clear();
+    exec(conn, "BEGIN IMMEDIATE")?;
+    let mut body = || -> Result<(), StoreError> {
+        for job in batch {
+            let out = match &job.op {
+                WriteOp::StoreP2p {
+                    from,
+                    to,
+                    msg_type,
+                    data,
+                } => {
+                    let msg_id = messages::insert(conn, *from, *to, *msg_type, data, time)?;
+                    pairs.add(*from, *to, msg_id);
+                    WriteOut::Stored {
+                        msg_id,
+                        create_time: time,
+                    }
+                }
+                other => {
+                    // 3/3 and 2/12 see every message stored before them (B-UNR-4).
+                    pairs.write(conn, time)?;
+                    apply(conn, other, time)?
+                }
+            };
+            results.push(Ok(out));
+        }
+        pairs.write(conn, time)?;
+        exec(conn, "COMMIT")
+    };
+    let r = body();
+    if r.is_err() {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        results.clear();
+        pairs.clear();
+    }
+    r
+}
+
+/// Runs one batch in one transaction, each job in its own savepoint; leaves exactly one result
+/// per job in `results`.
 fn run_batch<T>(
     conn: &Connection,
     batch: &[WriteJob<T>],
@@ -329,6 +426,51 @@ mod tests {
             unread::counts(&conn, 1, Family::Android, 10).unwrap(),
             vec![(2, 500), (3, 1)]
         );
+    }
+
+    #[test]
+    fn merged_pair_updates_match_message_by_message_order() {
+        // One batch: two messages, a 3/3 on the PC, one more message, a 2/12 hide, a reply.
+        let t = TempDb::new("writer-merge");
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        users(&conn, 2);
+        let ops = vec![
+            p2p(1, 2, b"a"),
+            p2p(1, 2, b"b"),
+            WriteOp::MarkRead {
+                reader: 2,
+                peer: 1,
+                family: Family::Pc,
+            },
+            p2p(1, 2, b"c"),
+            WriteOp::HideRecent { owner: 1, peer: 2 },
+            p2p(2, 1, b"d"),
+        ];
+        let (replies, flushes) = run_ops(conn, ops, 64);
+        assert_eq!(flushes, 1, "one batch");
+        assert!(replies.iter().all(|(_, r)| r.is_ok()));
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        assert_eq!(
+            unread::counts(&conn, 2, Family::Pc, 10).unwrap(),
+            vec![(1, 1)]
+        );
+        assert_eq!(
+            unread::counts(&conn, 2, Family::Ios, 10).unwrap(),
+            vec![(1, 3)]
+        );
+        assert_eq!(
+            unread::counts(&conn, 1, Family::Pc, 10).unwrap(),
+            vec![(2, 1)]
+        );
+        let texts: Vec<Vec<u8>> = unread::messages(&conn, 2, 1, Family::Ios, 10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.data)
+            .collect();
+        assert_eq!(texts, vec![b"c".to_vec(), b"b".to_vec(), b"a".to_vec()]);
+        // The hide came after the last a->b message, but b->a un-hid it again (B-RC-1).
+        assert_eq!(recent::list(&conn, 1, 10).unwrap().len(), 1);
+        assert_eq!(recent::list(&conn, 2, 10).unwrap().len(), 1);
     }
 
     #[test]
