@@ -9,7 +9,7 @@ conns=${2:-1000}
 window=${3:-64}
 
 cargo build --release --quiet --bins
-bin=target/release/ttserver
+bin=${TTSERVER_BIN:-target/release/ttserver}
 load=target/release/ttload
 
 work=$(mktemp -d /tmp/ttserver-measure.XXXXXX)
