@@ -7,8 +7,12 @@
 //! user add NAME --password P [--nick N] [--depart ID]
 //! user import FILE.csv            lines: name,password[,nick[,depart]]
 //! depart add TITLE [--parent ID] [--description TEXT] [--leader ID]
+//! group add NAME --members ID,ID,... [--avatar URL]   a normal group
+//! group members ID --set ID,ID,...                     the complete new member list
 //! ```
-//! Each prints the created id (or the imported count) as the only line on `out`.
+//! Each prints the created id (or the imported count, or the new member count) as the only line
+//! on `out`. Group members must be active users (new ones, for `group members`), at most
+//! `MaxNormalGroupMembers` at its default (5000): the CLI reads no conf key for it.
 
 use std::fmt;
 use std::io::Write;
@@ -20,6 +24,7 @@ use crate::store::{self, DbSync, StoreError};
 
 mod args;
 mod departs;
+mod groups;
 mod users;
 
 /// Why an admin command failed; the message is meant for the operator's terminal.
@@ -91,11 +96,12 @@ pub const USAGE: &str = "usage: ttserver admin -c FILE <command>
   user add NAME --password P [--nick N] [--depart ID]
   user import FILE.csv          (lines: name,password[,nick[,depart]]; prints the count)
   depart add TITLE [--parent ID] [--description TEXT] [--leader ID]
-  (group add / group members: not available yet)";
+  group add NAME --members ID,ID,... [--avatar URL]   (a normal group; prints its id)
+  group members ID --set ID,ID,...   (complete new member list; prints the member count)";
 
 /// Runs one admin command on the database of `data_dir`. `args` = the words after
 /// `admin -c FILE`, e.g. `["user","add","alice","--password","p","--nick","Alice"]`.
-/// Writes the created id (or the imported count) as the only line on `out`.
+/// Writes the created id (or the imported count, or the member count) as the only line on `out`.
 pub fn run(
     data_dir: &Path,
     sync: DbSync,
@@ -114,11 +120,8 @@ pub fn run(
         ("user", "add") => Command::UserAdd(users::AddArgs::parse(rest)?),
         ("user", "import") => Command::UserImport(args::one_positional(rest, "user import FILE")?),
         ("depart", "add") => Command::DepartAdd(departs::AddArgs::parse(rest)?),
-        ("group", "add" | "members") => {
-            return Err(AdminError::Usage(format!(
-                "group {verb}: not implemented yet; use the HTTP admin API once available"
-            )))
-        }
+        ("group", "add") => Command::GroupAdd(groups::AddArgs::parse(rest)?),
+        ("group", "members") => Command::GroupMembers(groups::MembersArgs::parse(rest)?),
         _ => {
             return Err(AdminError::Usage(format!(
                 "unknown command {area:?} {verb:?}"
@@ -132,6 +135,10 @@ pub fn run(
             u64::try_from(users::import(&mut conn, cost, Path::new(file))?).unwrap_or(u64::MAX)
         }
         Command::DepartAdd(a) => u64::from(departs::add(&conn, &a)?),
+        Command::GroupAdd(a) => u64::from(groups::add(&mut conn, &a)?),
+        Command::GroupMembers(a) => {
+            u64::try_from(groups::set_members(&mut conn, &a)?).unwrap_or(u64::MAX)
+        }
     };
     writeln!(out, "{printed}")?;
     Ok(())
@@ -141,6 +148,8 @@ enum Command<'a> {
     UserAdd(users::AddArgs<'a>),
     UserImport(&'a str),
     DepartAdd(departs::AddArgs<'a>),
+    GroupAdd(groups::AddArgs<'a>),
+    GroupMembers(groups::MembersArgs),
 }
 
 #[cfg(test)]
@@ -176,7 +185,16 @@ mod tests {
             &["user", "add", "bob", "extra", "--password", "p"],
             &["user", "import"],
             &["depart", "add"],
-            &["group", "add", "g", "--members", "1,2"],
+            &["group", "add", "g"],
+            &["group", "add", "", "--members", "1"],
+            &["group", "add", "g", "--members", "1,x"],
+            &["group", "add", "g", "--members", "1,,2"],
+            &["group", "add", "g", "h", "--members", "1"],
+            &["group", "add", "g", "--members", "1", "--set", "2"],
+            &["group", "members", "1"],
+            &["group", "members", "x", "--set", "1"],
+            &["group", "members", "1", "--set", "-1"],
+            &["group", "frobnicate"],
         ] {
             let err = admin(&t, args).unwrap_err();
             assert!(

@@ -1,7 +1,7 @@
 //! Storage: SQLite schema, queries, the group-commit writer and the reader pool.
 //!
 //! One module per table or area: [`users`], [`departs`], [`messages`] (p2p), [`unread`],
-//! [`recent`]; plus the threads: [`writer`] (the single writer, group commit) and [`readers`]
+//! [`recent`], [`groups`] (groups, members with their read cursors, group messages); plus the threads: [`writer`] (the single writer, group commit) and [`readers`]
 //! (the reader pool). The schema lives in `sql/NNN_*.sql`, embedded at build time and applied in
 //! order by [`open`], which records the version in `PRAGMA user_version`.
 
@@ -12,6 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub mod departs;
 mod error;
+pub mod groups;
 pub mod messages;
 pub mod readers;
 pub mod recent;
@@ -39,7 +40,10 @@ pub enum Family {
 }
 
 /// The migrations, in order: `MIGRATIONS[i]` brings `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../sql/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../sql/001_init.sql"),
+    include_str!("../../sql/002_groups.sql"),
+];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -276,6 +280,50 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(schema(&by_hand), schema(&fresh));
+    }
+
+    #[test]
+    fn version_1_database_with_groups_migrates() {
+        // A database written by a version-1 build, with a group and its messages: 002 swaps
+        // the group message index and adds the hidden partial index; the data stays.
+        let t = TempDb::new("mig-v1");
+        {
+            std::fs::create_dir_all(&t.dir).unwrap();
+            let mut conn = Connection::open(t.path()).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS.first().unwrap()).unwrap();
+            tx.pragma_update(None, "user_version", 1).unwrap();
+            tx.commit().unwrap();
+            testutil::users(&conn, 2);
+            conn.execute_batch(
+                "INSERT INTO groups (id, type, name, created, updated, last_msg_id)
+                     VALUES (1, 2, x'67', 1, 2, 1);
+                 INSERT INTO group_members (group_id, user_id, seq, hidden) VALUES (1, 1, 1, 0);
+                 INSERT INTO group_members (group_id, user_id, seq, hidden) VALUES (1, 2, 2, 1);
+                 INSERT INTO group_messages (group_id, from_id, create_time, msg_type, data)
+                     VALUES (1, 1, 2, 17, 'hi');",
+            )
+            .unwrap();
+        }
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let index_sql = |name: &str| -> String {
+            conn.query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert!(index_sql("group_messages_by_group").contains("from_id"));
+        assert!(index_sql("group_members_hidden").contains("hidden = 1"));
+        assert_eq!(
+            groups::unread_counts(&conn, 2, Family::Pc, 150, 10).unwrap(),
+            vec![(1, 1)]
+        );
+        let g = groups::get(&conn, 1).unwrap().unwrap();
+        assert_eq!(g.members, vec![1, 2]);
+        assert_eq!(groups::recent_groups_of(&conn, 2, 10).unwrap().len(), 0);
     }
 
     #[test]

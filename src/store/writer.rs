@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
 
+use super::groups::{self, MemberChange, Sender};
 use super::{messages, now_secs, recent, unread, Family, StoreError};
 
 /// A write the server asks for.
@@ -40,15 +41,99 @@ pub enum WriteOp {
     },
     /// B-RC-3 (2/12 with session_type 1).
     HideRecent { owner: u32, peer: u32 },
+    /// B-GRP-2 (5/12): members = `creator`, then `members` in order without repeats. The
+    /// caller checked name, avatar and that every listed id is an active user. More than
+    /// `max_members` -> `GroupChange { result: 2, group_id: 0, .. }`, nothing stored; else
+    /// `GroupCreated`.
+    CreateTempGroup {
+        creator: u32,
+        name: Vec<u8>,
+        avatar: Vec<u8>,
+        members: Vec<u32>,
+        max_members: u32,
+    },
+    /// B-GRP-4, B-GRP-5 (5/14) -> `GroupChange` with the 5/15 result code.
+    ChangeMembers {
+        group: u32,
+        requester: u32,
+        change_type: u32,
+        users: Vec<u32>,
+        max_members: u32,
+    },
+    /// B-GRP-8 (group 3/1) -> `Stored`. A sender that is not a current member, or a deleted
+    /// or unknown group, is `Err(StoreError::Invalid)`.
+    StoreGroupMsg {
+        group: u32,
+        from: u32,
+        msg_type: u8,
+        data: Vec<u8>,
+        family: Family,
+    },
+    /// B-ADM-7 (`POST /v1/messages` to a group) -> `Stored`: like `StoreGroupMsg` without the
+    /// membership check and without moving any cursor. Deleted or unknown group: `Invalid`.
+    StoreGroupMsgAdmin {
+        group: u32,
+        from: u32,
+        msg_type: u8,
+        data: Vec<u8>,
+    },
+    /// B-GRP-13 (5/11) -> `Done` (also for a non-member: no-op).
+    GroupReadAck {
+        user: u32,
+        group: u32,
+        family: Family,
+    },
+    /// B-RC-4 (2/12 with session_type 2 or 3) -> `Hidden`.
+    HideGroup { user: u32, group: u32 },
+    /// B-GRP-1, B-GRP-17 (admin) -> `GroupCreated`; a member that is not an active user is
+    /// `Err(Invalid)`. The caller checks `MaxNormalGroupMembers`.
+    CreateNormalGroup {
+        name: Vec<u8>,
+        avatar: Vec<u8>,
+        members: Vec<u32>,
+    },
+    /// B-GRP-18 (admin, complete new list) -> `GroupChange { result: 0, .. }`; unknown or
+    /// deleted group `Err(NotFound)`, temporary group or a new member that is not an active
+    /// user `Err(Invalid)`.
+    SetNormalMembers { group: u32, members: Vec<u32> },
+    /// B-GRP-18 (admin) -> `GroupChange { result: 0, listed: [], members_after: [], .. }`;
+    /// unknown or deleted group `Err(NotFound)`, temporary group `Err(Invalid)`.
+    DeleteNormalGroup { group: u32 },
 }
 
 /// The result of a committed [`WriteOp`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteOut {
     /// The message is committed with this id and time.
     Stored { msg_id: u64, create_time: u32 },
     /// The change is committed.
     Done,
+    /// A group was created with these members (creator first for a temporary group).
+    GroupCreated { group_id: u32, members: Vec<u32> },
+    /// A membership change, or its refusal (`result` != 0: nothing changed and
+    /// `members_before` = `members_after` = the current members). `listed` = the requested ids,
+    /// deduplicated, in request order.
+    GroupChange {
+        result: u32,
+        group_id: u32,
+        listed: Vec<u32>,
+        members_before: Vec<u32>,
+        members_after: Vec<u32>,
+    },
+    /// `HideGroup`: false when the user is not a member (or there is no such group).
+    Hidden { ok: bool },
+}
+
+impl From<MemberChange> for WriteOut {
+    fn from(c: MemberChange) -> Self {
+        WriteOut::GroupChange {
+            result: c.result,
+            group_id: c.group_id,
+            listed: c.listed,
+            members_before: c.members_before,
+            members_after: c.members_after,
+        }
+    }
 }
 
 /// Where results go. The writer calls `reply` once per job AFTER the batch committed (or with
@@ -184,7 +269,8 @@ fn run_batch_fast<T>(
                     }
                 }
                 other => {
-                    // 3/3 and 2/12 see every message stored before them (B-UNR-4).
+                    // 3/3 and 2/12 see every message stored before them (B-UNR-4). Group ops
+                    // touch neither table but flush too: one simple rule, same result.
                     pairs.write(conn, time)?;
                     apply(conn, other, time)?
                 }
@@ -317,6 +403,92 @@ fn apply(conn: &Connection, op: &WriteOp, time: u32) -> Result<WriteOut, StoreEr
         WriteOp::HideRecent { owner, peer } => {
             recent::hide(conn, *owner, *peer)?;
             Ok(WriteOut::Done)
+        }
+        WriteOp::CreateTempGroup {
+            creator,
+            name,
+            avatar,
+            members,
+            max_members,
+        } => Ok(
+            match groups::create_temp(conn, *creator, name, avatar, members, *max_members, time)? {
+                Some((group_id, members)) => WriteOut::GroupCreated { group_id, members },
+                None => WriteOut::GroupChange {
+                    result: 2,
+                    group_id: 0,
+                    listed: Vec::new(),
+                    members_before: Vec::new(),
+                    members_after: Vec::new(),
+                },
+            },
+        ),
+        WriteOp::ChangeMembers {
+            group,
+            requester,
+            change_type,
+            users,
+            max_members,
+        } => Ok(groups::change_members(
+            conn,
+            *group,
+            *requester,
+            *change_type,
+            users,
+            *max_members,
+            time,
+        )?
+        .into()),
+        WriteOp::StoreGroupMsg {
+            group,
+            from,
+            msg_type,
+            data,
+            family,
+        } => {
+            let sender = Sender::Client(*family);
+            let msg_id = groups::store_msg(conn, *group, *from, *msg_type, data, sender, time)?;
+            Ok(WriteOut::Stored {
+                msg_id,
+                create_time: time,
+            })
+        }
+        WriteOp::StoreGroupMsgAdmin {
+            group,
+            from,
+            msg_type,
+            data,
+        } => {
+            let msg_id =
+                groups::store_msg(conn, *group, *from, *msg_type, data, Sender::Admin, time)?;
+            Ok(WriteOut::Stored {
+                msg_id,
+                create_time: time,
+            })
+        }
+        WriteOp::GroupReadAck {
+            user,
+            group,
+            family,
+        } => {
+            groups::read_ack(conn, *user, *group, *family)?;
+            Ok(WriteOut::Done)
+        }
+        WriteOp::HideGroup { user, group } => Ok(WriteOut::Hidden {
+            ok: groups::hide(conn, *user, *group)?,
+        }),
+        WriteOp::CreateNormalGroup {
+            name,
+            avatar,
+            members,
+        } => {
+            let (group_id, members) = groups::create_normal(conn, name, avatar, members, time)?;
+            Ok(WriteOut::GroupCreated { group_id, members })
+        }
+        WriteOp::SetNormalMembers { group, members } => {
+            Ok(groups::set_normal_members(conn, *group, members, time)?.into())
+        }
+        WriteOp::DeleteNormalGroup { group } => {
+            Ok(groups::delete_normal(conn, *group, time)?.into())
         }
     }
 }
@@ -550,5 +722,273 @@ mod tests {
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    /// Every row of every table, in key order, as text: the whole database state.
+    fn dump(conn: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        for (table, order) in [
+            ("messages", "id"),
+            ("unread", "reader, peer"),
+            ("recent_contacts", "owner, peer"),
+            ("groups", "id"),
+            ("group_members", "group_id, user_id"),
+            ("group_messages", "id"),
+        ] {
+            let mut st = conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+                .unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    let vals: Vec<rusqlite::types::Value> =
+                        (0..n).map(|i| r.get(i)).collect::<Result<_, _>>()?;
+                    Ok(format!("{table}: {vals:?}"))
+                })
+                .unwrap();
+            for row in rows {
+                out.push(row.unwrap());
+            }
+        }
+        out
+    }
+
+    fn gmsg(group: u32, from: u32, data: &[u8], family: Family) -> WriteOp {
+        WriteOp::StoreGroupMsg {
+            group,
+            from,
+            msg_type: 0x11,
+            data: data.to_vec(),
+            family,
+        }
+    }
+
+    /// users 1..=5; temp group 1 (creator 1; 1, 2, 3), normal groups 2 (1, 2) and 3 (3).
+    fn group_setup(conn: &Connection) {
+        users(conn, 5);
+        assert_eq!(
+            groups::create_temp(conn, 1, b"t", b"", &[2, 3], 10, 5).unwrap(),
+            Some((1, vec![1, 2, 3]))
+        );
+        assert_eq!(
+            groups::create_normal(conn, b"n", b"", &[1, 2], 5).unwrap(),
+            (2, vec![1, 2])
+        );
+        assert_eq!(
+            groups::create_normal(conn, b"m", b"", &[3], 5).unwrap(),
+            (3, vec![3])
+        );
+    }
+
+    fn mixed_ops() -> Vec<WriteOp> {
+        vec![
+            p2p(1, 2, b"a"),
+            gmsg(1, 1, b"g1", Family::Pc),
+            p2p(2, 1, b"b"),
+            WriteOp::HideGroup { user: 2, group: 1 },
+            WriteOp::ChangeMembers {
+                group: 1,
+                requester: 1,
+                change_type: 0,
+                users: vec![4, 4, 1],
+                max_members: 10,
+            },
+            gmsg(1, 4, b"g2", Family::Ios),
+            WriteOp::MarkRead {
+                reader: 2,
+                peer: 1,
+                family: Family::Pc,
+            },
+            WriteOp::GroupReadAck {
+                user: 3,
+                group: 1,
+                family: Family::Android,
+            },
+            p2p(1, 2, b"c"),
+            WriteOp::ChangeMembers {
+                group: 1,
+                requester: 2,
+                change_type: 1,
+                users: vec![3],
+                max_members: 10,
+            },
+            WriteOp::CreateTempGroup {
+                creator: 5,
+                name: b"big".to_vec(),
+                avatar: Vec::new(),
+                members: vec![1, 2],
+                max_members: 2,
+            },
+            WriteOp::CreateTempGroup {
+                creator: 5,
+                name: b"x".to_vec(),
+                avatar: b"av".to_vec(),
+                members: vec![1, 5],
+                max_members: 10,
+            },
+            gmsg(4, 1, b"g3", Family::Android),
+            WriteOp::HideGroup { user: 4, group: 2 },
+            WriteOp::SetNormalMembers {
+                group: 2,
+                members: vec![2, 3, 4, 3],
+            },
+            WriteOp::StoreGroupMsgAdmin {
+                group: 2,
+                from: 5,
+                msg_type: 0x11,
+                data: b"notice".to_vec(),
+            },
+            WriteOp::HideRecent { owner: 1, peer: 2 },
+            p2p(3, 1, b"d"),
+            WriteOp::DeleteNormalGroup { group: 3 },
+            WriteOp::CreateNormalGroup {
+                name: b"new".to_vec(),
+                avatar: Vec::new(),
+                members: vec![3, 4],
+            },
+            gmsg(1, 2, b"g4", Family::Pc),
+        ]
+    }
+
+    #[test]
+    fn fast_path_with_group_ops_matches_job_by_job() {
+        let ops = mixed_ops();
+        let batch: Vec<WriteJob<()>> = ops.into_iter().map(|op| WriteJob { op, tag: () }).collect();
+        let fast_db = testutil_mem_with(group_setup);
+        let slow_db = testutil_mem_with(group_setup);
+        let mut fast = Vec::new();
+        let mut pairs = PairUpdates::default();
+        run_batch_fast(&fast_db, &batch, 100, &mut fast, &mut pairs).unwrap();
+        let mut slow = Vec::new();
+        run_batch(&slow_db, &batch, 100, &mut slow);
+        let fast: Vec<WriteOut> = fast.into_iter().map(Result::unwrap).collect();
+        let slow: Vec<WriteOut> = slow.into_iter().map(Result::unwrap).collect();
+        assert_eq!(fast, slow);
+        assert_eq!(dump(&fast_db), dump(&slow_db));
+
+        // and the results are the expected ones
+        let change = |i: usize| fast.get(i).cloned().unwrap();
+        assert_eq!(
+            change(4),
+            WriteOut::GroupChange {
+                result: 0,
+                group_id: 1,
+                listed: vec![4, 1],
+                members_before: vec![1, 2, 3],
+                members_after: vec![1, 2, 3, 4],
+            }
+        );
+        assert!(matches!(change(9), WriteOut::GroupChange { result: 2, .. }));
+        assert!(matches!(
+            change(10),
+            WriteOut::GroupChange {
+                result: 2,
+                group_id: 0,
+                ..
+            }
+        ));
+        assert_eq!(
+            change(11),
+            WriteOut::GroupCreated {
+                group_id: 4,
+                members: vec![5, 1]
+            }
+        );
+        assert_eq!(change(13), WriteOut::Hidden { ok: false });
+        assert_eq!(change(3), WriteOut::Hidden { ok: true });
+        assert!(matches!(
+            change(14),
+            WriteOut::GroupChange { result: 0, ref members_after, .. } if *members_after == vec![2, 3, 4]
+        ));
+        assert!(matches!(
+            change(15),
+            WriteOut::Stored {
+                create_time: 100,
+                ..
+            }
+        ));
+        assert_eq!(
+            change(18),
+            WriteOut::GroupChange {
+                result: 0,
+                group_id: 3,
+                listed: vec![],
+                members_before: vec![3],
+                members_after: vec![],
+            }
+        );
+        assert_eq!(
+            change(19),
+            WriteOut::GroupCreated {
+                group_id: 5,
+                members: vec![3, 4]
+            }
+        );
+        let c = &fast_db;
+        // group 1: 2 hid it, then g2 un-hid it. 4 joined after g1 and sent g2 from ios: only
+        // g4 is unread in group 1 (pc: g2 is its own); group 2: the admin notice.
+        assert_eq!(groups::recent_groups_of(c, 2, 10).unwrap().len(), 2);
+        for f in [Family::Ios, Family::Pc] {
+            assert_eq!(
+                groups::unread_counts(c, 4, f, 150, 10).unwrap(),
+                vec![(1, 1), (2, 1)]
+            );
+        }
+        // 3 acked in android after g2: g4 only there, g1 g2 g4 in pc
+        assert_eq!(
+            groups::unread_counts(c, 3, Family::Android, 150, 10).unwrap(),
+            vec![(1, 1), (2, 1)]
+        );
+        assert_eq!(
+            groups::unread_counts(c, 3, Family::Pc, 150, 10).unwrap(),
+            vec![(1, 3), (2, 1)]
+        );
+        assert_eq!(unread::counts(c, 2, Family::Pc, 10).unwrap(), vec![(1, 1)]);
+    }
+
+    fn testutil_mem_with(setup: fn(&Connection)) -> Connection {
+        let c = crate::store::testutil::mem();
+        setup(&c);
+        c
+    }
+
+    #[test]
+    fn a_refused_group_message_fails_alone() {
+        let t = TempDb::new("writer-groups");
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        group_setup(&conn);
+        let ops = vec![
+            gmsg(1, 1, b"ok1", Family::Pc),
+            gmsg(1, 5, b"not a member", Family::Pc),
+            p2p(1, 2, b"p"),
+            gmsg(3, 3, b"ok2", Family::Pc),
+            WriteOp::DeleteNormalGroup { group: 3 },
+            gmsg(3, 3, b"deleted", Family::Pc),
+            WriteOp::SetNormalMembers {
+                group: 1,
+                members: vec![1],
+            },
+            WriteOp::StoreGroupMsgAdmin {
+                group: 9,
+                from: 1,
+                msg_type: 0x11,
+                data: b"no group".to_vec(),
+            },
+        ];
+        let (replies, flushes) = run_ops(conn, ops, 64);
+        assert_eq!(flushes, 1);
+        let ok: Vec<bool> = replies.iter().map(|(_, r)| r.is_ok()).collect();
+        assert_eq!(ok, [true, false, true, true, true, false, false, false]);
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        let data: Vec<Vec<u8>> = conn
+            .prepare("SELECT data FROM group_messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(data, [b"ok1".to_vec(), b"ok2".to_vec()]);
+        assert!(groups::get(&conn, 3).unwrap().unwrap().deleted);
+        assert_eq!(groups::members(&conn, 1).unwrap(), vec![1, 2, 3]);
     }
 }
