@@ -187,12 +187,14 @@ fn run<O: Outlet>(
         }
         let time = now_secs().max(last_time);
         last_time = time;
+        let started = std::time::Instant::now();
         if let Err(e) = run_batch_fast(conn, &batch, time, &mut results, &mut pairs) {
             // Some job failed (or the commit did): redo the batch job by job, so that a failing
             // job fails alone and the others still commit.
             log::warn!(target: "store", "db-writer: batch of {} jobs retried job by job: {e}", batch.len());
             run_batch(conn, &batch, time, &mut results);
         }
+        log::trace!(target: "store", "db-writer: batch of {} jobs committed in {:?}", batch.len(), started.elapsed());
         for (job, result) in batch.drain(..).zip(results.drain(..)) {
             outlet.reply(job.tag, result);
         }
