@@ -7,12 +7,13 @@ use std::thread::JoinHandle;
 
 use crate::config::Config;
 use crate::msg::directory::Directory;
+use crate::msg::groups::GroupCache;
 use crate::msg::outlet::WorkerOutlet;
 use crate::net::listener::bind_group;
 use crate::net::worker::{Worker, WAKER};
 use crate::net::{Role, WorkerHandle, WorkerMsg, Workers};
 use crate::state::State;
-use crate::store::{self, departs, readers::Readers, users, writer};
+use crate::store::{self, departs, groups, readers::Readers, users, writer};
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug)]
@@ -59,6 +60,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let db_path = cfg.db_path();
     let conn = store::open(&db_path, cfg.db_sync)?;
     let directory = Directory::new(users::all(&conn)?, departs::all(&conn)?);
+    let group_cache = Arc::new(GroupCache::new(groups::all_live(&conn)?));
     let readers = Readers::spawn(&db_path, cfg.db_sync, cfg.db_readers(), cfg.db_queue_cap)?;
     let (wtx, wrx) = crossbeam_channel::bounded(cfg.db_queue_cap);
 
@@ -68,7 +70,14 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let (login_addr, login_listeners) =
         bind_group(cfg.client_listen, n).map_err(io_err("bind ClientListen"))?;
 
-    let st = Arc::new(State::new(cfg, directory, wtx, readers, msg_addr));
+    let st = Arc::new(State::new(
+        cfg,
+        directory,
+        Arc::clone(&group_cache),
+        wtx,
+        readers,
+        msg_addr,
+    ));
 
     let mut polls = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
@@ -87,7 +96,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let workers = Workers::new(handles);
     let _ = st.workers.set(workers.clone());
 
-    let outlet = WorkerOutlet::new(workers, Arc::clone(&st.counters));
+    let outlet = WorkerOutlet::new(workers, Arc::clone(&st.counters), group_cache);
     let writer = writer::spawn_writer(conn, wrx, outlet, st.cfg.db_batch_max)
         .map_err(io_err("spawn db-writer"))?;
 

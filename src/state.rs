@@ -11,6 +11,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::TokenRegistry;
 use crate::config::Config;
 use crate::msg::directory::Directory;
+use crate::msg::groups::GroupCache;
 use crate::msg::outlet::WriteTag;
 use crate::msg::presence::Presence;
 use crate::net::Workers;
@@ -23,6 +24,8 @@ pub struct State {
     pub counters: Arc<Counters>,
     pub presence: Presence,
     pub directory: RwLock<Directory>,
+    /// Group membership (shared with the storage outlet, which updates it after commit).
+    pub groups: Arc<GroupCache>,
     pub throttle: Mutex<LoginThrottle>,
     /// Session tokens for the file role and msfs (B-TOK-2).
     pub tokens: Mutex<TokenRegistry>,
@@ -42,6 +45,7 @@ impl State {
     pub fn new(
         cfg: Config,
         directory: Directory,
+        groups: Arc<GroupCache>,
         writer: Sender<WriteJob<WriteTag>>,
         readers: Readers,
         msg_addr: SocketAddr,
@@ -57,6 +61,7 @@ impl State {
             counters: Arc::new(Counters::default()),
             presence: Presence::default(),
             directory: RwLock::new(directory),
+            groups,
             writer,
             readers,
             workers: OnceLock::new(),

@@ -17,6 +17,8 @@ use crate::store::writer::WriteOp;
 
 /// `session_type` of 2/12 (protocol.md section 8.5).
 const SESSION_SINGLE: u32 = 1;
+const SESSION_GROUP: u32 = 2;
+const SESSION_TEMP_GROUP: u32 = 3;
 
 pub fn user_info_record(u: &User) -> UserInfo<'_> {
     UserInfo {
@@ -76,7 +78,7 @@ fn remove_session_rsp(result: u32, r: &RemoveSessionRequest<'_>, reserved: u16) 
     .to_frame(reserved)
 }
 
-/// 2/12 -> 2/13 (B-RC-3..5). Group sessions answer 1 until groups exist (no membership).
+/// 2/12 -> 2/13 (B-RC-3..5).
 pub fn remove_session(cx: &Ctx<'_>, mc: &mut MsgConn, r: &RemoveSessionRequest<'_>) -> Step {
     let Some(me) = mc.user_id() else {
         return Step::Now(Vec::new());
@@ -89,6 +91,14 @@ pub fn remove_session(cx: &Ctx<'_>, mc: &mut MsgConn, r: &RemoveSessionRequest<'
                 on_error: remove_session_rsp(1, r, cx.reserved),
             };
             submit_write(cx, mc, WriteOp::HideRecent { owner: me, peer }, kind)
+        }
+        (SESSION_GROUP | SESSION_TEMP_GROUP, Some(group)) => {
+            // B-RC-4: result 0 only if I am a member (decided by the writer).
+            let kind = WriteKind::HideGroup {
+                ok: remove_session_rsp(0, r, cx.reserved),
+                fail: remove_session_rsp(1, r, cx.reserved),
+            };
+            submit_write(cx, mc, WriteOp::HideGroup { user: me, group }, kind)
         }
         _ => cx.respond(
             mc,

@@ -42,6 +42,23 @@ fn payload_ok(cx: &Ctx<'_>, msg_type: u8, len: usize) -> bool {
     }
 }
 
+/// The 3/1 as recipients get it (from = the session user, reserved 0), with `create_time` left
+/// 0 to be patched after commit at the returned byte offset. Encoded once, shared by all.
+fn encode_delivery(m: &MsgData<'_>, from: u32, to: u32) -> (Vec<u8>, usize) {
+    let bytes = Pdu::MsgData(MsgData {
+        seq_no: m.seq_no,
+        from_id: Id::Num(from),
+        to_id: Id::Num(to),
+        create_time: 0,
+        msg_type: m.msg_type,
+        msg_data: m.msg_data,
+        attach: m.attach,
+    })
+    .to_frame(0);
+    let at = create_time_offset(from.to_string().as_bytes(), to.to_string().as_bytes());
+    (bytes, at)
+}
+
 /// Byte offset of `create_time` in an encoded 3/1 with these id strings.
 fn create_time_offset(from: &[u8], to: &[u8]) -> usize {
     HEADER_LEN + 4 + 4 + from.len() + 4 + to.len()
@@ -58,11 +75,7 @@ pub fn msg_data(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>) -
     }
     match m.msg_type {
         P2P_TEXT | P2P_AUDIO => {}
-        GROUP_TEXT | GROUP_AUDIO => {
-            // B-GRP-7: `to_id` must be an existing group; group support lands with groups.
-            bump(&st.counters.msg_rejected);
-            return Step::Now(Vec::new());
-        }
+        GROUP_TEXT | GROUP_AUDIO => return group_msg(cx, mc, hdr, m, me),
         _ => {
             bump(&st.counters.msg_rejected);
             return Step::Now(Vec::new());
@@ -87,22 +100,11 @@ pub fn msg_data(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>) -
         from_id: m.from_id,
     })
     .to_frame(cx.reserved);
-    let from_s = me.to_string();
-    let to_s = to.to_string();
-    let delivery = Pdu::MsgData(MsgData {
-        seq_no: m.seq_no,
-        from_id: Id::Num(me),
-        to_id: Id::Num(to),
-        create_time: 0,
-        msg_type: m.msg_type,
-        msg_data: m.msg_data,
-        attach: m.attach,
-    })
-    .to_frame(0);
+    let (delivery, time_at) = encode_delivery(m, me, to);
     let kind = WriteKind::P2p {
         ack,
         delivery,
-        time_at: create_time_offset(from_s.as_bytes(), to_s.as_bytes()),
+        time_at,
         from: me,
         to,
     };
@@ -111,6 +113,48 @@ pub fn msg_data(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>) -
         to,
         msg_type: m.msg_type,
         data: m.msg_data.to_vec(),
+    };
+    submit_write(cx, mc, op, kind)
+}
+
+/// Group 3/1 (B-GRP-7, B-GRP-8): checks against the membership cache, one write; after commit
+/// the ack, then one encoded delivery shared by every member session but this connection.
+fn group_msg(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>, me: u32) -> Step {
+    let st = cx.st;
+    let Some(family) = mc.session.as_ref().map(|s| s.family) else {
+        return Step::Now(Vec::new());
+    };
+    let group = m
+        .to_id
+        .value()
+        .filter(|g| st.groups.live(*g).is_some_and(|e| e.is_member(me)));
+    let (Some(group), true, true) = (
+        group,
+        payload_ok(cx, m.msg_type, m.msg_data.len()),
+        hdr.length <= st.cfg.max_out_pdu_size,
+    ) else {
+        bump(&st.counters.msg_rejected);
+        log::info!(target: "msg", "conn={:?} user={me} group 3/1 rejected", cx.conn);
+        return Step::Now(Vec::new());
+    };
+    let ack = Pdu::MsgDataAck(MsgDataAck {
+        seq_no: m.seq_no,
+        from_id: m.from_id,
+    })
+    .to_frame(cx.reserved);
+    let (delivery, time_at) = encode_delivery(m, me, group);
+    let kind = WriteKind::GroupMsg {
+        ack,
+        delivery,
+        time_at,
+        group,
+    };
+    let op = WriteOp::StoreGroupMsg {
+        group,
+        from: me,
+        msg_type: m.msg_type,
+        data: m.msg_data.to_vec(),
+        family,
     };
     submit_write(cx, mc, op, kind)
 }

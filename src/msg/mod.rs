@@ -1,4 +1,4 @@
-//! The msg role: client sessions on `MsgListen` (modules 1-4 and 7 of protocol.md).
+//! The msg role: client sessions on `MsgListen` (modules 1-5 and 7 of protocol.md).
 //!
 //! Handlers are functions of (shared state, this connection's state, PDU) that return a [`Step`]:
 //! effects to apply now, a storage job that was submitted, or a reason to hold the PDU back. The
@@ -13,6 +13,8 @@
 pub mod buddy;
 pub mod chat;
 pub mod directory;
+pub mod group;
+pub mod groups;
 pub mod login;
 pub mod other;
 pub mod outlet;
@@ -40,6 +42,13 @@ pub enum Effect {
     /// Queue bytes on every session of `user` except `skip`.
     Deliver {
         user: u32,
+        bytes: Shared,
+        skip: Option<ConnId>,
+    },
+    /// Queue one shared buffer on every session of every user in `members` except `skip`
+    /// (group fan-out, B-GRP-8, B-FLOW-4). `members` holds each user once.
+    DeliverMembers {
+        members: Arc<[u32]>,
         bytes: Shared,
         skip: Option<ConnId>,
     },
@@ -314,6 +323,24 @@ pub fn on_pdu(
         Pdu::UserInfoRequest(r) => buddy::user_info(cx, mc, &r),
         Pdu::AllUserRequest => buddy::all_users(cx, mc),
         Pdu::DepartmentRequest => buddy::departments(cx, mc),
+        Pdu::GroupReadAck(r) => group::read_ack(cx, mc, &r),
+        Pdu::CreateTempGroupRequest(r) => group::create_temp(cx, mc, &r),
+        Pdu::ChangeMemberRequest(r) => group::change_members(cx, mc, &r),
+        // Reads that must reflect this connection's earlier writes (B-GEN-1).
+        Pdu::NormalGroupListRequest
+        | Pdu::RecentGroupListRequest
+        | Pdu::GroupInfoRequest(_)
+        | Pdu::GroupUnreadCountRequest
+        | Pdu::GroupUnreadMsgRequest(_)
+            if must_wait_for_writes(mc) =>
+        {
+            Step::Wait
+        }
+        Pdu::NormalGroupListRequest => group::normal_list(cx, mc),
+        Pdu::RecentGroupListRequest => group::recent_list(cx, mc),
+        Pdu::GroupInfoRequest(r) => group::info(cx, mc, &r),
+        Pdu::GroupUnreadCountRequest => group::unread_count(cx, mc),
+        Pdu::GroupUnreadMsgRequest(r) => group::unread_msgs(cx, mc, &r),
         other => {
             // Commands of later modules (groups, files) and ones valid only on other ports.
             log::debug!(target: "msg", "conn={:?} unhandled {:?}", cx.conn, other.module_command());

@@ -1,13 +1,16 @@
 //! Bridges storage threads and workers: submitting jobs for a connection, and turning finished
 //! jobs into effects on that connection's worker.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use crossbeam_channel::TrySendError;
 use rusqlite::Connection;
 
+use super::group::{change_rsp, create_rsp};
+use super::groups::GroupCache;
 use super::{Ctx, Effect, MsgConn, Step};
-use crate::net::{ConnId, WorkerMsg, Workers};
+use crate::net::{ConnId, Shared, WorkerMsg, Workers};
 use crate::state::State;
 use crate::stats::{bump, Counters};
 use crate::store::writer::{Outlet, WriteJob, WriteOp, WriteOut};
@@ -24,6 +27,25 @@ pub enum WriteKind {
         from: u32,
         to: u32,
     },
+    /// Group 3/1 (B-GRP-8): like `P2p`; the delivery goes to the group's members after commit.
+    GroupMsg {
+        ack: Vec<u8>,
+        delivery: Vec<u8>,
+        time_at: usize,
+        group: u32,
+    },
+    /// 5/12 (B-GRP-3): the requested name and the request's `reserved`.
+    CreateGroup { name: Vec<u8>, reserved: u16 },
+    /// 5/14 (B-GRP-5): the request's `group_id` bytes, `change_type` and list as sent (failure
+    /// echoes), and its `reserved`.
+    ChangeMembers {
+        group_echo: Vec<u8>,
+        change_type: u32,
+        list: Vec<Vec<u8>>,
+        reserved: u16,
+    },
+    /// 2/12 for a group (B-RC-4): 2/13 result 0 if the user was a member, else `fail`.
+    HideGroup { ok: Vec<u8>, fail: Vec<u8> },
     /// A write whose success reply was encoded up front (or none, if empty); `on_error` replaces
     /// it when the write fails (B-GEN-5).
     Plain { ok: Vec<u8>, on_error: Vec<u8> },
@@ -84,21 +106,144 @@ pub fn submit_read(
 
 /// The writer's outlet: results go to the owning worker's channel; each touched worker is woken
 /// once per batch.
-/// It holds the counters, not the whole state: the state owns the writer's channel, and the
-/// writer must see that channel close at shutdown.
+/// It holds the counters and the group cache, not the whole state: the state owns the writer's
+/// channel, and the writer must see that channel close at shutdown.
 pub struct WorkerOutlet {
     pub workers: Workers,
     pub counters: Arc<Counters>,
+    /// Updated here after each committed membership change, before its effects are sent
+    /// (B-GRP-19); group deliveries take their members from it at commit time.
+    pub groups: Arc<GroupCache>,
     touched: Vec<bool>,
 }
 
 impl WorkerOutlet {
-    pub fn new(workers: Workers, counters: Arc<Counters>) -> Self {
+    pub fn new(workers: Workers, counters: Arc<Counters>, groups: Arc<GroupCache>) -> Self {
         let n = workers.all().len();
         WorkerOutlet {
             workers,
             counters,
+            groups,
             touched: vec![false; n],
+        }
+    }
+
+    /// Effects of a committed group write (`Break`); other kinds and failures `Continue`.
+    fn group_reply(
+        &self,
+        conn: ConnId,
+        kind: WriteKind,
+        result: Result<WriteOut, StoreError>,
+    ) -> ControlFlow<Vec<Effect>, (WriteKind, Result<WriteOut, StoreError>)> {
+        match (kind, result) {
+            (
+                WriteKind::GroupMsg {
+                    ack,
+                    mut delivery,
+                    time_at,
+                    group,
+                },
+                Ok(WriteOut::Stored { create_time, .. }),
+            ) => {
+                bump(&self.counters.msgs_group);
+                if let Some(t) = delivery.get_mut(time_at..time_at + 4) {
+                    t.copy_from_slice(&create_time.to_be_bytes());
+                }
+                let mut e = vec![Effect::Reply(ack)];
+                // The members after this commit (B-GRP-8, B-GRP-19); one buffer for all.
+                if let Some(g) = self.groups.live(group) {
+                    e.push(Effect::DeliverMembers {
+                        members: Arc::clone(&g.members),
+                        bytes: delivery.into(),
+                        skip: Some(conn),
+                    });
+                }
+                ControlFlow::Break(e)
+            }
+            (WriteKind::GroupMsg { group, .. }, Err(StoreError::Invalid(e))) => {
+                // The sender left (or was removed, or the group deleted) after the check but
+                // before the commit: a rejected message (B-GRP-7, B-GRP-19), not a storage fault.
+                bump(&self.counters.msg_rejected);
+                log::info!(target: "msg", "conn={conn:?} group {group} 3/1 refused at commit: {e}");
+                ControlFlow::Break(Vec::new())
+            }
+            (
+                WriteKind::CreateGroup { name, reserved },
+                Ok(WriteOut::GroupCreated { group_id, members }),
+            ) => {
+                self.groups
+                    .put(group_id, crate::store::groups::TEMP, &members);
+                let mine = create_rsp(0, group_id, &name, &members, reserved);
+                let push: Shared = create_rsp(0, group_id, &name, &members, 0).into();
+                ControlFlow::Break(vec![
+                    Effect::Reply(mine),
+                    Effect::DeliverMembers {
+                        members: members.into(),
+                        bytes: push,
+                        skip: Some(conn),
+                    },
+                ])
+            }
+            (
+                WriteKind::CreateGroup { name, reserved },
+                Ok(WriteOut::GroupChange { result, .. }),
+            ) => ControlFlow::Break(vec![Effect::Reply(create_rsp(
+                result,
+                0,
+                &name,
+                &[],
+                reserved,
+            ))]),
+            (
+                WriteKind::ChangeMembers {
+                    group_echo,
+                    change_type,
+                    list,
+                    reserved,
+                },
+                Ok(WriteOut::GroupChange {
+                    result,
+                    group_id,
+                    listed,
+                    members_before,
+                    members_after,
+                }),
+            ) => {
+                if result != 0 {
+                    let raw: Vec<&[u8]> = list.iter().map(Vec::as_slice).collect();
+                    return ControlFlow::Break(vec![Effect::Reply(change_rsp(
+                        result,
+                        &group_echo,
+                        change_type,
+                        &raw,
+                        reserved,
+                    ))]);
+                }
+                if members_after != members_before {
+                    self.groups.set_members(group_id, &members_after);
+                }
+                let ids: Vec<String> = listed.iter().map(u32::to_string).collect();
+                let raw: Vec<&[u8]> = ids.iter().map(String::as_bytes).collect();
+                let gid = group_id.to_string();
+                let mine = change_rsp(0, gid.as_bytes(), change_type, &raw, reserved);
+                let push: Shared = change_rsp(0, gid.as_bytes(), change_type, &raw, 0).into();
+                // Members after the change, then listed users who are not (removed ones).
+                let mut to: Vec<u32> = members_after.clone();
+                let after: std::collections::HashSet<u32> = members_after.into_iter().collect();
+                to.extend(listed.iter().copied().filter(|u| !after.contains(u)));
+                ControlFlow::Break(vec![
+                    Effect::Reply(mine),
+                    Effect::DeliverMembers {
+                        members: to.into(),
+                        bytes: push,
+                        skip: Some(conn),
+                    },
+                ])
+            }
+            (WriteKind::HideGroup { ok, fail }, Ok(WriteOut::Hidden { ok: member })) => {
+                ControlFlow::Break(vec![Effect::Reply(if member { ok } else { fail })])
+            }
+            (kind, result) => ControlFlow::Continue((kind, result)),
         }
     }
 }
@@ -107,7 +252,14 @@ impl Outlet for WorkerOutlet {
     type Tag = WriteTag;
 
     fn reply(&mut self, tag: WriteTag, result: Result<WriteOut, StoreError>) {
-        let done = match (tag.kind, result) {
+        let (kind, result) = match self.group_reply(tag.conn, tag.kind, result) {
+            ControlFlow::Break(done) => {
+                self.send_done(tag.conn, tag.seq, done);
+                return;
+            }
+            ControlFlow::Continue(pair) => pair,
+        };
+        let done = match (kind, result) {
             (
                 WriteKind::P2p {
                     ack,
@@ -148,23 +300,49 @@ impl Outlet for WorkerOutlet {
                 }
                 match kind {
                     WriteKind::Plain { on_error, .. } => vec![Effect::Reply(on_error)],
-                    WriteKind::P2p { .. } => Vec::new(),
+                    WriteKind::HideGroup { fail, .. } => vec![Effect::Reply(fail)],
+                    // B-GEN-5: 5/13 and 5/15 result 1 on a storage failure.
+                    WriteKind::CreateGroup { name, reserved } => {
+                        vec![Effect::Reply(create_rsp(1, 0, &name, &[], reserved))]
+                    }
+                    WriteKind::ChangeMembers {
+                        group_echo,
+                        change_type,
+                        list,
+                        reserved,
+                    } => {
+                        let raw: Vec<&[u8]> = list.iter().map(Vec::as_slice).collect();
+                        vec![Effect::Reply(change_rsp(
+                            1,
+                            &group_echo,
+                            change_type,
+                            &raw,
+                            reserved,
+                        ))]
+                    }
+                    WriteKind::P2p { .. } | WriteKind::GroupMsg { .. } => Vec::new(),
                 }
             }
         };
-        if let Some(h) = self.workers.get(tag.conn.worker) {
-            h.send_quiet(WorkerMsg::Done {
-                conn: tag.conn,
-                seq: tag.seq,
-                done,
-            });
-            if let Some(t) = self.touched.get_mut(usize::from(tag.conn.worker)) {
+        self.send_done(tag.conn, tag.seq, done);
+    }
+
+    fn flush(&mut self) {
+        self.wake_touched();
+    }
+}
+
+impl WorkerOutlet {
+    fn send_done(&mut self, conn: ConnId, seq: u64, done: Vec<Effect>) {
+        if let Some(h) = self.workers.get(conn.worker) {
+            h.send_quiet(WorkerMsg::Done { conn, seq, done });
+            if let Some(t) = self.touched.get_mut(usize::from(conn.worker)) {
                 *t = true;
             }
         }
     }
 
-    fn flush(&mut self) {
+    fn wake_touched(&mut self) {
         for (i, t) in self.touched.iter_mut().enumerate() {
             if std::mem::take(t) {
                 if let Some(h) = self.workers.all().get(i) {

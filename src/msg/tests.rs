@@ -74,9 +74,13 @@ fn kit(names: &[&str]) -> Kit {
         tx,
         waker: Arc::new(waker),
     }]);
+    let group_cache = Arc::new(super::groups::GroupCache::new(
+        store::groups::all_live(&db).unwrap(),
+    ));
     let st = Arc::new(State::new(
         cfg,
         directory,
+        Arc::clone(&group_cache),
         wtx,
         readers,
         "127.0.0.1:8000".parse().unwrap(),
@@ -85,7 +89,7 @@ fn kit(names: &[&str]) -> Kit {
     writer::spawn_writer(
         db,
         wrx,
-        WorkerOutlet::new(workers, Arc::clone(&st.counters)),
+        WorkerOutlet::new(workers, Arc::clone(&st.counters), group_cache),
         16,
     )
     .unwrap();
@@ -403,4 +407,224 @@ fn login_token_is_registered_for_its_user() {
     let tokens = k.st.tokens.lock();
     assert!(tokens.is_valid(token, k.ids[0], now));
     assert!(!tokens.is_valid(token, k.ids[1], now));
+}
+
+fn decode_reply(bytes: &[u8]) -> Pdu<'_> {
+    let h = crate::proto::frame::header(bytes).unwrap();
+    Pdu::decode(
+        crate::proto::Dir::ToClient,
+        h.module,
+        h.command,
+        &bytes[12..],
+    )
+    .unwrap()
+    .unwrap()
+}
+
+fn group_text<'a>(from: &'a [u8], group: &'a [u8], body: &'a [u8]) -> Pdu<'a> {
+    Pdu::MsgData(crate::proto::MsgData {
+        seq_no: 9,
+        from_id: Id::Raw(from),
+        to_id: Id::Raw(group),
+        create_time: 0,
+        msg_type: 0x11,
+        msg_data: body,
+        attach: b"",
+    })
+}
+
+/// alice (conn 1) creates a temporary group with bob; returns the group id.
+fn create_group(k: &Kit, mc: &mut MsgConn, c: ConnId, members: &[u32]) -> u32 {
+    let ids: Vec<String> = members.iter().map(u32::to_string).collect();
+    let step = k.step(
+        mc,
+        c,
+        21,
+        Pdu::CreateTempGroupRequest(crate::proto::CreateTempGroupRequest {
+            group_name: b"team",
+            group_avatar: b"",
+            member_ids: ids.iter().map(|s| Id::Raw(s.as_bytes())).collect(),
+        }),
+    );
+    assert!(matches!(step, Step::Queued));
+    let effects = k.complete(mc, c);
+    assert_eq!(replies(&effects), vec![(5, 13, 21)]);
+    let Some(Effect::Reply(b)) = effects.first() else {
+        panic!()
+    };
+    let Pdu::CreateTempGroupResponse(r) = decode_reply(b) else {
+        panic!()
+    };
+    assert_eq!(r.result, 0);
+    // The push copy goes to every member's sessions but this connection.
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::DeliverMembers { skip: Some(s), .. } if *s == c
+    )));
+    r.group_id.value().unwrap()
+}
+
+#[test]
+fn group_message_from_a_non_member_is_rejected_without_a_job() {
+    // B-GRP-7
+    let k = kit(&["alice", "bob", "carol"]);
+    let (a, c3) = (conn(1), conn(3));
+    let mut ma = k.logged_in("alice", a, 1);
+    let group = create_group(&k, &mut ma, a, &[k.ids[1]]);
+    let gs = group.to_string();
+    let mut mcarol = k.logged_in("carol", c3, 1);
+    let carol = k.ids[2].to_string();
+    let step = k.step(
+        &mut mcarol,
+        c3,
+        1,
+        group_text(carol.as_bytes(), gs.as_bytes(), b"hi"),
+    );
+    assert!(matches!(step, Step::Now(ref e) if e.is_empty()));
+    assert_eq!(mcarol.pending_len(), 0);
+    assert_eq!(k.count("msg_rejected"), 1);
+    // An unknown group too.
+    let step = k.step(
+        &mut mcarol,
+        c3,
+        1,
+        group_text(carol.as_bytes(), b"999", b"hi"),
+    );
+    assert!(matches!(step, Step::Now(ref e) if e.is_empty()));
+    assert_eq!(k.count("msg_rejected"), 2);
+    assert_eq!(k.count("msgs_group"), 0);
+}
+
+#[test]
+fn group_message_is_acked_then_fanned_out_as_one_buffer() {
+    // B-GRP-8, B-FLOW-4
+    let k = kit(&["alice", "bob"]);
+    let a = conn(1);
+    let mut ma = k.logged_in("alice", a, 1);
+    let group = create_group(&k, &mut ma, a, &[k.ids[1]]);
+    let (me, gs) = (k.ids[0].to_string(), group.to_string());
+    let step = k.step(
+        &mut ma,
+        a,
+        7,
+        group_text(me.as_bytes(), gs.as_bytes(), b"hello"),
+    );
+    assert!(matches!(step, Step::Queued));
+    let effects = k.complete(&mut ma, a);
+    assert_eq!(replies(&effects), vec![(3, 2, 7)]);
+    let Some(Effect::DeliverMembers {
+        members,
+        bytes,
+        skip,
+    }) = effects.get(1)
+    else {
+        panic!("no fan-out")
+    };
+    assert_eq!(&**members, &[k.ids[0], k.ids[1]]);
+    assert_eq!(*skip, Some(a));
+    let Pdu::MsgData(d) = decode_reply(bytes) else {
+        panic!()
+    };
+    assert_eq!(d.to_id.value(), Some(group));
+    assert_eq!(d.from_id.value(), Some(k.ids[0]));
+    assert!(d.create_time > 0);
+    assert_eq!(d.msg_data, b"hello");
+    assert_eq!(k.count("msgs_group"), 1);
+}
+
+#[test]
+fn create_temp_group_with_a_bad_member_fails_at_once() {
+    // B-GRP-2, B-GRP-3
+    let k = kit(&["alice"]);
+    let a = conn(1);
+    let mut ma = k.logged_in("alice", a, 1);
+    for bad in [&b"007"[..], b"424242"] {
+        let step = k.step(
+            &mut ma,
+            a,
+            6,
+            Pdu::CreateTempGroupRequest(crate::proto::CreateTempGroupRequest {
+                group_name: b"team",
+                group_avatar: b"",
+                member_ids: vec![Id::Raw(bad)],
+            }),
+        );
+        let Step::Now(effects) = step else {
+            panic!("expected an immediate answer")
+        };
+        assert_eq!(replies(&effects), vec![(5, 13, 6)]);
+        let Some(Effect::Reply(b)) = effects.first() else {
+            panic!()
+        };
+        let Pdu::CreateTempGroupResponse(r) = decode_reply(b) else {
+            panic!()
+        };
+        assert_eq!(r.result, 1);
+        assert_eq!(r.group_id, Id::Raw(b"0"));
+        assert_eq!(r.group_name, b"team");
+        assert!(r.member_ids.is_empty());
+        assert_eq!(ma.pending_len(), 0);
+    }
+}
+
+#[test]
+fn removed_member_can_no_longer_send() {
+    // B-GRP-19: the cache is replaced after the commit of the removal.
+    let k = kit(&["alice", "bob"]);
+    let (a, b) = (conn(1), conn(2));
+    let mut ma = k.logged_in("alice", a, 1);
+    let group = create_group(&k, &mut ma, a, &[k.ids[1]]);
+    let (bob, gs) = (k.ids[1].to_string(), group.to_string());
+    let step = k.step(
+        &mut ma,
+        a,
+        8,
+        Pdu::ChangeMemberRequest(crate::proto::ChangeMemberRequest {
+            group_id: Id::Raw(gs.as_bytes()),
+            change_type: 1,
+            user_ids: vec![Id::Raw(bob.as_bytes())],
+        }),
+    );
+    assert!(matches!(step, Step::Queued));
+    let effects = k.complete(&mut ma, a);
+    assert_eq!(replies(&effects), vec![(5, 15, 8)]);
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::DeliverMembers { members, .. } if **members == [k.ids[0], k.ids[1]]
+    )));
+    let mut mb = k.logged_in("bob", b, 1);
+    let step = k.step(
+        &mut mb,
+        b,
+        1,
+        group_text(bob.as_bytes(), gs.as_bytes(), b"x"),
+    );
+    assert!(matches!(step, Step::Now(ref e) if e.is_empty()));
+    assert_eq!(k.count("msg_rejected"), 1);
+}
+
+#[test]
+fn message_sent_right_after_leaving_is_refused_at_commit() {
+    // B-GRP-19: the 3/1 passed the cache check while the leave was still queued; the writer
+    // refuses it, counted as a rejected message, and no ack is sent.
+    let k = kit(&["alice", "bob"]);
+    let (a, b) = (conn(1), conn(2));
+    let mut ma = k.logged_in("alice", a, 1);
+    let group = create_group(&k, &mut ma, a, &[k.ids[1]]);
+    let (bob, gs) = (k.ids[1].to_string(), group.to_string());
+    let mut mb = k.logged_in("bob", b, 1);
+    let leave = Pdu::ChangeMemberRequest(crate::proto::ChangeMemberRequest {
+        group_id: Id::Raw(gs.as_bytes()),
+        change_type: 1,
+        user_ids: vec![Id::Raw(bob.as_bytes())],
+    });
+    assert!(matches!(k.step(&mut mb, b, 3, leave), Step::Queued));
+    let msg = group_text(bob.as_bytes(), gs.as_bytes(), b"late");
+    assert!(matches!(k.step(&mut mb, b, 4, msg), Step::Queued));
+    let mut effects = k.complete(&mut mb, b);
+    effects.extend(k.complete(&mut mb, b));
+    assert_eq!(replies(&effects), vec![(5, 15, 3)]);
+    assert_eq!(k.count("msg_rejected"), 1);
+    assert_eq!(k.count("store_failures"), 0);
+    assert_eq!(k.count("msgs_group"), 0);
 }

@@ -524,6 +524,11 @@ impl Worker {
                     }
                 }
                 Effect::Deliver { user, bytes, skip } => self.deliver(user, bytes, skip),
+                Effect::DeliverMembers {
+                    members,
+                    bytes,
+                    skip,
+                } => self.deliver_members(&members, &bytes, skip),
                 Effect::Push { conn, bytes } => self.push_to(conn, bytes),
                 Effect::Kick { conn, bytes } => {
                     if conn.worker == self.id {
@@ -561,6 +566,11 @@ impl Worker {
         for e in effects {
             match e {
                 Effect::Deliver { user, bytes, skip } => self.deliver(user, bytes, skip),
+                Effect::DeliverMembers {
+                    members,
+                    bytes,
+                    skip,
+                } => self.deliver_members(&members, &bytes, skip),
                 Effect::Push { conn, bytes } => self.push_to(conn, bytes),
                 Effect::StatusChanged(c) => notify_watchers(&self.st, c),
                 _ => {}
@@ -574,6 +584,13 @@ impl Worker {
             if Some(s.conn) != skip {
                 self.push_to(s.conn, bytes.clone());
             }
+        }
+    }
+
+    /// One shared buffer to every session of every member (B-GRP-8, B-FLOW-4).
+    fn deliver_members(&mut self, members: &[u32], bytes: &Shared, skip: Option<ConnId>) {
+        for &user in members {
+            self.deliver(user, Arc::clone(bytes), skip);
         }
     }
 
