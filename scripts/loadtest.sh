@@ -4,7 +4,8 @@
 #
 #   scripts/loadtest.sh [--compare-baseline] [--quick] [--pairs N] [--messages M] [--window W]
 #                       [--idle N] [--logins N] [--offline-pairs N] [--offline-messages M]
-#                       [--threads T] [--only p2p|login|idle|offline]
+#                       [--group-members N] [--group-senders S] [--group-messages K]
+#                       [--threads T] [--only p2p|login|idle|offline|group]
 #
 # --compare-baseline also runs p2p against `ttload relay` (framing + forwarding, no storage) in
 # the same run and prints ttserver / relay. Every run is bounded (ttload caps count and time).
@@ -13,11 +14,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pairs=50 messages=20000 window=64 idle=10000 logins=20000 off_pairs=20 off_msgs=500
+g_members=500 g_senders=5 g_msgs=400
 threads=1 compare=0 only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --compare-baseline) compare=1 ;;
-        --quick) pairs=4 messages=500 idle=200 logins=200 off_pairs=2 off_msgs=50 ;;
+        --quick) pairs=4 messages=500 idle=200 logins=200 off_pairs=2 off_msgs=50
+                 g_members=20 g_senders=2 g_msgs=50 ;;
+        --group-members) g_members=$2; shift ;;
+        --group-senders) g_senders=$2; shift ;;
+        --group-messages) g_msgs=$2; shift ;;
         --pairs) pairs=$2; shift ;;
         --messages) messages=$2; shift ;;
         --window) window=$2; shift ;;
@@ -50,7 +56,7 @@ cleanup() {
 trap cleanup EXIT
 
 users=$(( 2 * pairs ))
-for n in "$idle" "$logins" "$(( 2 * off_pairs ))"; do [ "$n" -gt "$users" ] && users=$n; done
+for n in "$idle" "$logins" "$(( 2 * off_pairs ))" "$g_members"; do [ "$n" -gt "$users" ] && users=$n; done
 max_unread=$(( off_msgs > 100 ? off_msgs : 100 ))
 cat > "$work/load.conf" <<CONF
 ClientListen=127.0.0.1:0
@@ -72,7 +78,9 @@ LoginFailLimit=100
 CONF
 seq 1 "$users" | sed 's/.*/u&,pw/' > "$work/users.csv"
 "$bin" admin -c "$work/load.conf" user import "$work/users.csv" >/dev/null
-echo "created $users users" >&2
+# A fresh database numbers users from 1: u1 .. uN have ids 1 .. N.
+group_id=$("$bin" admin -c "$work/load.conf" group add loadtest --members "$(seq -s, 1 "$g_members")")
+echo "created $users users and group $group_id of $g_members members" >&2
 
 # Starts a process that prints `listening <role> <addr>` lines then `ready`; sets $addr.
 start() {
@@ -123,6 +131,10 @@ if want offline; then
     run offline --login "$login_addr" --pairs "$off_pairs" --messages "$off_msgs" \
         --user-prefix u --password pw --threads "$threads"
 fi
+if want group; then
+    run group --login "$login_addr" --group "$group_id" --members "$g_members" \
+        --senders "$g_senders" --messages "$g_msgs" --user-prefix u --password pw --threads "$threads"
+fi
 if want idle; then
     src=""
     if [ "$idle" -gt 28000 ]; then
@@ -150,6 +162,6 @@ echo
 printf '%-8s %s\n' scenario "key figures"
 for line in "${results[@]}"; do
     name=$(echo "$line" | grep -o 'scenario=[a-z0-9]*' | cut -d= -f2)
-    figs=$(echo "$line" | tr ' ' '\n' | grep -E '^(acked|delivered|lost|dup|ack_per_s|deliv_per_s|p50_ms|p99_ms|p999_ms|exactly_once|logins_per_s|failed|conns|rss_per_conn_bytes|server_cpu_pct|read_per_s|read_back)=' | tr '\n' ' ')
+    figs=$(echo "$line" | tr ' ' '\n' | grep -E '^(acked|delivered|lost|dup|ack_per_s|deliv_per_s|p50_ms|p99_ms|p999_ms|exactly_once|logins_per_s|failed|conns|rss_per_conn_bytes|server_cpu_pct|read_per_s|read_back|expected_deliveries)=' | tr '\n' ' ')
     printf '%-8s %s\n' "$name" "$figs"
 done

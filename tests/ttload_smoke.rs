@@ -84,6 +84,11 @@ fn scenarios_against_ttserver() {
         srv.admin(&["user", "import", file.to_str().unwrap()]),
         "112"
     );
+    // group: 20 users, all members of one normal group (made before the server starts)
+    let gids: Vec<String> = (1..=20)
+        .map(|i| srv.admin(&["user", "add", &format!("g{i}"), "--password", "pw"]))
+        .collect();
+    let group = srv.admin(&["group", "add", "load", "--members", &gids.join(",")]);
     srv.spawn();
     let login = srv.login.to_string();
     let pid = srv.pid().unwrap().to_string();
@@ -143,7 +148,39 @@ fn scenarios_against_ttserver() {
     assert!(kv["read_per_s"].parse::<f64>().unwrap() > 0.0);
     assert_eq!(kv["exactly_once"], "true", "{kv:?}");
 
-    // group is not there yet; refusals are usage errors (exit 2)
+    let (ok, kv) = run(
+        "group",
+        "g",
+        &[
+            "--group",
+            &group,
+            "--members",
+            "20",
+            "--senders",
+            "2",
+            "--messages",
+            "50",
+        ],
+    );
+    assert!(ok, "{kv:?}");
+    assert_eq!(kv["exactly_once"], "true", "{kv:?}");
+    assert_eq!(kv["complete"], "true", "{kv:?}");
+    for (k, v) in [
+        ("sent", 100),
+        ("acked", 100),
+        ("expected_deliveries", 2 * 50 * 19),
+        ("delivered", 2 * 50 * 19),
+    ] {
+        assert_eq!(kv[k], v.to_string(), "{k}: {kv:?}");
+    }
+    for k in ["lost", "dup", "out_of_order", "own_deliveries"] {
+        assert_eq!(kv[k], "0", "{k}: {kv:?}");
+    }
+    for k in ["deliv_per_s", "ack_per_s", "p50_ms", "p99_ms", "ack_p50_ms"] {
+        assert!(kv[k].parse::<f64>().unwrap() > 0.0, "{k}: {kv:?}");
+    }
+
+    // refusals are usage errors (exit 2)
     for args in [
         vec!["group", "--login", login.as_str()],
         vec![

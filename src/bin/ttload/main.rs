@@ -5,6 +5,7 @@
 //! Progress goes to stderr once a second; the last stdout line is
 //! `result scenario=<name> key=value ...`. Run `ttload --help` for the scenarios and flags.
 
+mod group;
 mod idle;
 mod login;
 mod net;
@@ -17,7 +18,7 @@ mod session;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,12 +37,16 @@ usage:
                  [--hold S] [--heartbeat S]
   ttload offline --login HOST:PORT --pairs N --messages M --user-prefix P --password PW
                  [--window W] [--size BYTES]
-  ttload group   (not available yet: exits 2)
+  ttload group   --login HOST:PORT --group G --members M --senders S --messages K
+                 --user-prefix P --password PW [--window W | --rate R] [--size BYTES]
+                 [--client-type 1|0x12]
   ttload relay   --listen 127.0.0.1:PORT [--threads T] [--duration-limit S]
 
 users are <P>1 .. <P>N (login, idle); p2p/offline pair i (1-based) is sender <P><2i-1> and
-receiver <P><2i>. Every user logs in through the login port (1/1 -> 1/2 gives the msg
-server, which must be a loopback address too), then 1/3 -> 1/4 on the msg port, client_type 1.
+receiver <P><2i>; group members are <P>1 .. <P>M (all members of group G, made by the caller,
+e.g. `ttserver admin group add`), the senders <P>1 .. <P>S. Every user logs in through the login port (1/1 -> 1/2 gives the msg
+server, which must be a loopback address too), then 1/3 -> 1/4 on the msg port, client_type 1
+(group: 0x12 by default).
 
 common flags (driver scenarios):
   --threads T          driver threads, each with its own mio Poll (default 1, so that on a
@@ -68,6 +73,17 @@ scenario flags:
   offline: --pairs N  --messages M  --window W (default 64)  --size B (default 100)
            the server returns at most MaxUnreadMsgs (default 100) messages per 3/14, so M
            above it needs a conf with a larger MaxUnreadMsgs (else: truncated > 0)
+  group:   --group G  the group id (normal group, every user <P>1..<P>M a member)
+           --members M (<= 200000)  --senders S (1 ..= M)  --messages K per sender
+           (S x K <= 20,000,000; M x S x K <= 4,000,000,000)
+           --window W  group messages (0x11) in flight per sender (default 16)
+           --rate R    messages per second per sender instead (in-flight cap: --window if
+                       given, else 100000)
+           --size B    body bytes (default 100; at least the ~45-byte tag)
+           --client-type 1 (PC) or 0x12 (Android, default: mobile sessions get no presence
+                       pushes; pushes that arrive anyway are ignored)
+           every member session must get each message of every other sender exactly once, in
+           that sender's order; the sending connection gets none of its own (B-GRP-8/9)
 
 result line keys:
   login:   users logins failed elapsed_s logins_per_s p50_ms p90_ms p99_ms p999_ms max_ms
@@ -76,6 +92,10 @@ result line keys:
            ack_p50_ms ... ack_max_ms (send -> ack) complete exactly_once
   idle:    conns failed lost rss_before_kib rss_after_kib rss_per_conn_bytes server_cpu_pct
   offline: sent acked read_back ... read_per_s complete exactly_once
+  group:   group members senders messages sent acked expected_deliveries delivered lost dup
+           out_of_order own_deliveries ... deliv_per_s (first send -> last delivery) ack_per_s
+           p50_ms p90_ms p99_ms p999_ms max_ms (send -> delivery, over all deliveries)
+           ack_p50_ms ... ack_max_ms complete exactly_once
 exit status: 0 ok; 1 the run completed wrongly or incompletely (exactly_once=false,
 complete=false, failed logins, lost connections); 2 usage or setup error.
 ";
@@ -816,6 +836,171 @@ fn scenario_offline(a: &Args) -> Result<bool, String> {
     Ok(exactly_once && complete)
 }
 
+fn scenario_group(a: &Args) -> Result<bool, String> {
+    let c = common(a)?;
+    let group_id: u32 = a.num("group", None, 1, u32::MAX)?;
+    let members: usize = a.num("members", None, 2, 200_000)?;
+    let senders: usize = a.num("senders", None, 1, members)?;
+    let messages: u32 = a.num("messages", None, 1, 20_000_000)?;
+    if senders as u64 * u64::from(messages) > 20_000_000 {
+        return Err("senders x messages must be at most 20,000,000".into());
+    }
+    if members as u64 * senders as u64 * u64::from(messages) > 4_000_000_000 {
+        return Err("members x senders x messages must be at most 4,000,000,000".into());
+    }
+    let client_type = match a.m.get("client-type").map(String::as_str) {
+        None => 0x12,
+        Some("1") | Some("0x01") | Some("0x1") => 1,
+        Some("0x12") | Some("18") => 0x12,
+        Some(v) => return Err(format!("--client-type: {v:?} is not 1 or 0x12")),
+    };
+    if a.has("rate") && a.has("window") {
+        eprintln!("ttload: --rate with --window: the window caps messages in flight");
+    }
+    let rate = if a.has("rate") {
+        Some(a.num("rate", None, 0.001, 1e6)?)
+    } else {
+        None
+    };
+    let window = a.num(
+        "window",
+        Some(if rate.is_some() { 100_000 } else { 16 }),
+        1,
+        100_000,
+    )?;
+    let size = a.num("size", Some(100), 1, 65_536)?;
+    raise_nofile();
+    c.check_capacity(members)?;
+    let conf = group::Conf {
+        group: group_id,
+        senders,
+        messages,
+        window,
+        rate,
+        size,
+        nonce: nonce(),
+    };
+    let shared = Shared::new(c.threads, c.limit);
+    let mut uconf = c.users_conf(None);
+    uconf.client_type = client_type;
+    let ids: Arc<Vec<AtomicU32>> = Arc::new((0..senders).map(|_| AtomicU32::new(0)).collect());
+    let (prefix, threads, sources) = (c.prefix.clone(), c.threads, c.sources.clone());
+    let handles = spawn(&shared, move |t, shared| {
+        let mut net = Net::new(sources.clone(), t).map_err(|e| e.to_string())?;
+        let mine = share(members, threads, t);
+        let mut sc = group::Group::new(&mine, &prefix, &uconf, conf, ids.clone(), shared.clone());
+        let done = drive(&mut net, &mut sc, &shared).map_err(|e| e.to_string())?;
+        Ok(sc.finish(!done, &net))
+    })?;
+    let total = senders as u64 * u64::from(messages);
+    let expected = total * (members as u64 - 1);
+    let mut prev = (0, 0);
+    let results = supervise(
+        &shared,
+        handles,
+        1,
+        |t| {
+            let (ack, del) = (shared.get(group::C_ACKED), shared.get(group::C_DELIV));
+            let s = format!(
+                "group: {t:.0}s logged_in {}/{members} sent {} acked {ack}/{total} delivered \
+                 {del}/{expected} ({}/s acked, {}/s delivered)",
+                shared.get(group::C_LOGINS),
+                shared.get(group::C_SENT),
+                ack - prev.0,
+                del - prev.1
+            );
+            prev = (ack, del);
+            s
+        },
+        |_| eprintln!("group: all members logged in, sending"),
+    );
+    let mut r = collect(results)?;
+    let (lost, unacked) = group::lost(&r, senders, messages);
+    let sum = |f: fn(&group::Out) -> u64| r.iter().map(f).sum::<u64>();
+    let (sent, acked, delivered) = (sum(|o| o.sent), sum(|o| o.acked), sum(|o| o.delivered));
+    let (dup, ooo, own, dup_ack, ack_ooo) = (
+        sum(|o| o.dup),
+        sum(|o| o.ooo),
+        sum(|o| o.own),
+        sum(|o| o.dup_ack),
+        sum(|o| o.ack_ooo),
+    );
+    let (bad, stale, bad_frames, proto_errors, login_failed, lost_conns) = (
+        sum(|o| o.bad),
+        sum(|o| o.stale),
+        sum(|o| o.bad_frames),
+        sum(|o| o.proto_errors),
+        sum(|o| o.login_failed),
+        sum(|o| o.lost_conns),
+    );
+    let stalled = r.iter().any(|o| o.stalled);
+    let aborted = r.iter().any(|o| o.aborted);
+    let first_send = r
+        .iter()
+        .filter_map(|o| o.first_send_us)
+        .min()
+        .unwrap_or_else(|| shared.opened(1));
+    let last_ack = r.iter().map(|o| o.last_ack_us).max().unwrap_or(0);
+    let last_deliv = r.iter().map(|o| o.last_deliv_us).max().unwrap_or(0);
+    let ack_us = last_ack.saturating_sub(first_send);
+    let deliv_us = last_deliv.saturating_sub(first_send);
+    first_error(r.iter().map(|o| &o.first_error));
+    if stalled {
+        eprintln!(
+            "ttload: nothing acked or delivered for {:?}: stopped",
+            group::STALL
+        );
+    }
+    let exactly_once = lost == 0
+        && dup == 0
+        && ooo == 0
+        && own == 0
+        && unacked == 0
+        && ack_ooo == 0
+        && dup_ack == 0
+        && bad == 0
+        && bad_frames == 0
+        && proto_errors == 0;
+    let complete = sent == total
+        && acked == total
+        && delivered == expected
+        && login_failed == 0
+        && lost_conns == 0
+        && !stalled
+        && !aborted;
+    let mut ack_lat = Vec::new();
+    let mut del_lat = Vec::new();
+    let mut login_lat = Vec::new();
+    for o in &mut r {
+        ack_lat.push(std::mem::take(&mut o.ack_lat));
+        del_lat.push(std::mem::take(&mut o.del_lat));
+        login_lat.push(std::mem::take(&mut o.login_lat));
+    }
+    drop(r);
+    let (ack_lat, del_lat, login_lat) = (Lat::new(ack_lat), Lat::new(del_lat), Lat::new(login_lat));
+    println!(
+        "result scenario=group group={group_id} members={members} senders={senders} \
+         messages={messages} window={window} rate={} size={size} client_type={client_type:#x} \
+         threads={threads} sent={sent} acked={acked} expected_deliveries={expected} \
+         delivered={delivered} lost={lost} dup={dup} out_of_order={ooo} own_deliveries={own} \
+         unacked_delivered={unacked} ack_out_of_order={ack_ooo} dup_acks={dup_ack} bad={bad} \
+         stale={stale} bad_frames={bad_frames} proto_errors={proto_errors} \
+         login_failed={login_failed} conns_lost={lost_conns} stalled={stalled} ack_s={:.3} \
+         deliv_s={:.3} deliv_per_s={:.1} ack_per_s={:.1}{}{} login_p50_ms={:.3} \
+         login_p99_ms={:.3} complete={complete} exactly_once={exactly_once}",
+        rate.unwrap_or(0.0),
+        ack_us as f64 / 1e6,
+        deliv_us as f64 / 1e6,
+        per_s(delivered, deliv_us),
+        per_s(acked, ack_us),
+        del_lat.keys(""),
+        ack_lat.keys("ack_"),
+        login_lat.ms(0.5),
+        login_lat.ms(0.99),
+    );
+    Ok(exactly_once && complete)
+}
+
 fn scenario_relay(a: &Args) -> Result<bool, String> {
     let addr = sock_addr(a, "listen")?;
     let threads = a.num("threads", Some(1), 1, 64)?;
@@ -854,7 +1039,20 @@ fn main() -> ExitCode {
             .and_then(|a| scenario_offline(&a)),
         "relay" => Args::parse(rest, &["listen", "threads", "duration-limit"])
             .and_then(|a| scenario_relay(&a)),
-        "group" => Err("scenario group: not available yet (needs groups in the server)".into()),
+        "group" => Args::parse(
+            rest,
+            &with(&[
+                "group",
+                "members",
+                "senders",
+                "messages",
+                "window",
+                "rate",
+                "size",
+                "client-type",
+            ]),
+        )
+        .and_then(|a| scenario_group(&a)),
         other => Err(format!("unknown scenario {other:?} (see ttload --help)")),
     };
     match run {
