@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::admin::http::AdminHttp;
 use crate::config::Config;
 use crate::msg::directory::Directory;
 use crate::msg::groups::GroupCache;
@@ -45,6 +46,8 @@ impl From<store::StoreError> for ServerError {
 pub struct Running {
     pub msg_addr: SocketAddr,
     pub login_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    admin: Option<AdminHttp>,
     pub state: Arc<State>,
     threads: Vec<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
@@ -69,6 +72,11 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         bind_group(cfg.msg_listen, n).map_err(io_err("bind MsgListen"))?;
     let (login_addr, login_listeners) =
         bind_group(cfg.client_listen, n).map_err(io_err("bind ClientListen"))?;
+    let admin_listener =
+        std::net::TcpListener::bind(cfg.admin_listen).map_err(io_err("bind AdminListen"))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(io_err("bind AdminListen"))?;
 
     let st = Arc::new(State::new(
         cfg,
@@ -118,9 +126,13 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
             .map_err(io_err("spawn worker"))?;
         threads.push(t);
     }
+    let admin =
+        AdminHttp::spawn(admin_listener, Arc::clone(&st)).map_err(io_err("spawn admin-http"))?;
     Ok(Running {
         msg_addr,
         login_addr,
+        admin_addr,
+        admin: Some(admin),
         state: st,
         threads,
         writer: Some(writer),
@@ -132,12 +144,17 @@ impl Running {
     pub fn announce(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "listening login {}", self.login_addr)?;
         writeln!(out, "listening msg {}", self.msg_addr)?;
+        writeln!(out, "listening admin {}", self.admin_addr)?;
         writeln!(out, "ready")?;
         out.flush()
     }
 
     /// Graceful stop: workers end, the writer commits what was queued, threads are joined.
     pub fn stop(mut self) {
+        // First the admin thread: it holds the state (and so the writer's channel) too.
+        if let Some(a) = self.admin.take() {
+            a.stop();
+        }
         for h in self.state.workers().all() {
             h.send(WorkerMsg::Shutdown);
         }

@@ -22,7 +22,8 @@ fn status_push(c: &mut ttserver::client::Client) -> (u32, u32) {
 fn recent_contacts_see_login_status_change_and_logout() {
     let (srv, ids) = Server::start(&[("alice", "a"), ("bob", "b"), ("stranger", "s")]);
     let (a, b) = (ids[0], ids[1]);
-    // Make alice and bob recent contacts.
+    // Make alice and bob recent contacts, then restart the server: the presence work of that
+    // first session (its login and logout notices) cannot reach the sessions below.
     {
         let (mut alice, _) = srv.login("alice", "a", PC);
         let (sa, sb) = (a.to_string(), b.to_string());
@@ -41,7 +42,10 @@ fn recent_contacts_see_login_status_change_and_logout() {
             )
             .unwrap();
         recv_mc(&mut alice, 3, 2);
-    } // alice disconnects (nobody watching yet)
+    }
+    let mut srv = srv;
+    srv.kill9();
+    srv.spawn();
 
     let (mut bob, _) = srv.login("bob", "b", PC);
     let (mut bob_phone, _) = srv.login("bob", "b", IOS);

@@ -25,6 +25,7 @@ use crate::store::{self, DbSync, StoreError};
 mod args;
 mod departs;
 mod groups;
+pub mod http;
 mod users;
 
 /// Why an admin command failed; the message is meant for the operator's terminal.

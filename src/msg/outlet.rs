@@ -49,6 +49,27 @@ pub enum WriteKind {
     /// A write whose success reply was encoded up front (or none, if empty); `on_error` replaces
     /// it when the write fails (B-GEN-5).
     Plain { ok: Vec<u8>, on_error: Vec<u8> },
+    /// A write of the HTTP admin API (B-ADM-4): the result goes back to the admin thread on
+    /// `reply`, nothing to any worker (the tag's `conn` is a dummy).
+    Admin {
+        reply: crossbeam_channel::Sender<Result<WriteOut, StoreError>>,
+        cache: AdminCache,
+    },
+}
+
+/// How a committed admin write changes the group cache. Applied by the outlet right after the
+/// commit, before any later write's effects, so group deliveries follow membership exactly
+/// (B-GRP-19).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminCache {
+    /// Not a membership change.
+    Nothing,
+    /// `CreateNormalGroup`: put the new normal group.
+    CreateNormal,
+    /// `SetNormalMembers`: the members after the change.
+    SetMembers,
+    /// `DeleteNormalGroup`: the group is gone.
+    Delete,
 }
 
 pub struct WriteTag {
@@ -252,6 +273,17 @@ impl Outlet for WorkerOutlet {
     type Tag = WriteTag;
 
     fn reply(&mut self, tag: WriteTag, result: Result<WriteOut, StoreError>) {
+        let tag = match tag.kind {
+            WriteKind::Admin { reply, cache } => {
+                if let Ok(out) = &result {
+                    self.admin_cache(cache, out);
+                }
+                // The admin thread pushes to clients itself, after this commit.
+                let _ = reply.send(result);
+                return;
+            }
+            kind => WriteTag { kind, ..tag },
+        };
         let (kind, result) = match self.group_reply(tag.conn, tag.kind, result) {
             ControlFlow::Break(done) => {
                 self.send_done(tag.conn, tag.seq, done);
@@ -320,7 +352,9 @@ impl Outlet for WorkerOutlet {
                             reserved,
                         ))]
                     }
-                    WriteKind::P2p { .. } | WriteKind::GroupMsg { .. } => Vec::new(),
+                    WriteKind::P2p { .. }
+                    | WriteKind::GroupMsg { .. }
+                    | WriteKind::Admin { .. } => Vec::new(),
                 }
             }
         };
@@ -333,6 +367,30 @@ impl Outlet for WorkerOutlet {
 }
 
 impl WorkerOutlet {
+    fn admin_cache(&self, cache: AdminCache, out: &WriteOut) {
+        match (cache, out) {
+            (AdminCache::CreateNormal, WriteOut::GroupCreated { group_id, members }) => {
+                self.groups
+                    .put(*group_id, crate::store::groups::NORMAL, members);
+            }
+            (
+                AdminCache::SetMembers,
+                WriteOut::GroupChange {
+                    group_id,
+                    members_before,
+                    members_after,
+                    ..
+                },
+            ) if members_before != members_after => {
+                self.groups.set_members(*group_id, members_after);
+            }
+            (AdminCache::Delete, WriteOut::GroupChange { group_id, .. }) => {
+                self.groups.delete(*group_id);
+            }
+            _ => {}
+        }
+    }
+
     fn send_done(&mut self, conn: ConnId, seq: u64, done: Vec<Effect>) {
         if let Some(h) = self.workers.get(conn.worker) {
             h.send_quiet(WorkerMsg::Done { conn, seq, done });
@@ -350,5 +408,80 @@ impl WorkerOutlet {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod admin_tests {
+    use super::*;
+
+    fn admin_reply(
+        o: &mut WorkerOutlet,
+        cache: AdminCache,
+        result: Result<WriteOut, StoreError>,
+    ) -> Result<WriteOut, StoreError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let tag = WriteTag {
+            conn: ConnId {
+                worker: u16::MAX,
+                slot: 0,
+                generation: 0,
+            },
+            seq: 0,
+            kind: WriteKind::Admin { reply: tx, cache },
+        };
+        o.reply(tag, result);
+        o.flush();
+        rx.try_recv().unwrap()
+    }
+
+    #[test]
+    fn admin_results_go_back_and_update_the_group_cache() {
+        let groups = Arc::new(GroupCache::new(Vec::new()));
+        let mut o = WorkerOutlet::new(
+            Workers::default(),
+            Arc::new(Counters::default()),
+            Arc::clone(&groups),
+        );
+        let created = WriteOut::GroupCreated {
+            group_id: 4,
+            members: vec![1, 2],
+        };
+        let r = admin_reply(&mut o, AdminCache::CreateNormal, Ok(created.clone()));
+        assert_eq!(r.unwrap(), created);
+        let g = groups.live(4).unwrap();
+        assert_eq!((g.group_type, &g.members[..]), (1, &[1, 2][..]));
+        let change = WriteOut::GroupChange {
+            result: 0,
+            group_id: 4,
+            listed: vec![2, 3],
+            members_before: vec![1, 2],
+            members_after: vec![2, 3],
+        };
+        admin_reply(&mut o, AdminCache::SetMembers, Ok(change)).unwrap();
+        assert_eq!(&groups.live(4).unwrap().members[..], &[2, 3][..]);
+        // A failure changes nothing and is passed on.
+        let r = admin_reply(
+            &mut o,
+            AdminCache::Delete,
+            Err(StoreError::NotFound("x".into())),
+        );
+        assert!(matches!(r, Err(StoreError::NotFound(_))));
+        assert!(groups.live(4).is_some());
+        let gone = WriteOut::GroupChange {
+            result: 0,
+            group_id: 4,
+            listed: vec![],
+            members_before: vec![2, 3],
+            members_after: vec![],
+        };
+        admin_reply(&mut o, AdminCache::Delete, Ok(gone)).unwrap();
+        assert!(groups.live(4).is_none());
+        assert_eq!(
+            o.counters
+                .store_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
     }
 }

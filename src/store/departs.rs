@@ -62,6 +62,46 @@ pub fn insert(
     }
 }
 
+/// Replaces every stored field of department `d.id` (the admin API's PATCH, B-ADM).
+/// `NotFound` for an unknown id; `Invalid` if `parent_id` is neither 0 nor an existing other
+/// department.
+pub fn update(conn: &Connection, d: &Depart) -> Result<(), StoreError> {
+    if d.parent_id == d.id || (d.parent_id != 0 && !exists(conn, d.parent_id)?) {
+        return Err(StoreError::Invalid(format!(
+            "parent department {} is not valid for {}",
+            d.parent_id, d.id
+        )));
+    }
+    let mut st = conn.prepare_cached(
+        "UPDATE departs SET title = :title, description = :description, parent_id = :parent_id,
+                leader_id = :leader_id, disabled = :disabled
+         WHERE id = :id",
+    )?;
+    let n = st.execute(named_params! {
+        ":id": d.id,
+        ":title": d.title,
+        ":description": d.description,
+        ":parent_id": d.parent_id,
+        ":leader_id": d.leader_id,
+        ":disabled": d.disabled,
+    })?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("no department {}", d.id)));
+    }
+    Ok(())
+}
+
+/// One department, disabled or not.
+pub fn by_id(conn: &Connection, id: u32) -> Result<Option<Depart>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let mut st = conn.prepare_cached(
+        "SELECT id, title, description, parent_id, leader_id, disabled FROM departs WHERE id = :id",
+    )?;
+    Ok(st
+        .query_row(named_params! { ":id": id }, from_row)
+        .optional()?)
+}
+
 /// Whether a department with this id exists (disabled or not).
 pub fn exists(conn: &Connection, id: u32) -> Result<bool, StoreError> {
     let mut st = conn.prepare_cached("SELECT 1 FROM departs WHERE id = :id")?;
@@ -115,5 +155,26 @@ mod tests {
         );
         assert!(exists(&c, 2).unwrap());
         assert!(!exists(&c, 3).unwrap());
+    }
+
+    #[test]
+    fn update_and_by_id() {
+        let c = mem();
+        insert(&c, "HQ", "", 0, 0).unwrap();
+        insert(&c, "R&D", "", 1, 0).unwrap();
+        let mut d = by_id(&c, 2).unwrap().unwrap();
+        d.title = "Research".into();
+        d.disabled = true;
+        d.leader_id = 4;
+        update(&c, &d).unwrap();
+        assert_eq!(by_id(&c, 2).unwrap().unwrap(), d);
+        d.parent_id = 2;
+        assert!(matches!(update(&c, &d), Err(StoreError::Invalid(_))));
+        d.parent_id = 9;
+        assert!(matches!(update(&c, &d), Err(StoreError::Invalid(_))));
+        d.parent_id = 0;
+        d.id = 7;
+        assert!(matches!(update(&c, &d), Err(StoreError::NotFound(_))));
+        assert!(by_id(&c, 7).unwrap().is_none());
     }
 }

@@ -117,6 +117,52 @@ pub fn insert(conn: &Connection, u: &NewUser) -> Result<u32, StoreError> {
     }
 }
 
+/// Replaces every stored field of user `u.id` (the admin API's PATCH, B-ADM). `NotFound` for
+/// an unknown id, `Conflict` if the new login name is taken by another user (B-USER-4),
+/// `Invalid` for an empty name.
+pub fn update(conn: &Connection, u: &User) -> Result<(), StoreError> {
+    if u.name.is_empty() {
+        return Err(StoreError::Invalid("empty login name".into()));
+    }
+    let mut st = conn.prepare_cached(
+        "UPDATE users SET name = :name, password_hash = :password_hash, nick = :nick,
+                avatar = :avatar, title = :title, position = :position, sex = :sex,
+                role_status = :role_status, depart_id = :depart_id, job_num = :job_num,
+                telephone = :telephone, email = :email, disabled = :disabled
+         WHERE id = :id",
+    )?;
+    let res = st.execute(named_params! {
+        ":id": u.id,
+        ":name": u.name.as_bytes(),
+        ":password_hash": u.password_hash,
+        ":nick": u.nick,
+        ":avatar": u.avatar,
+        ":title": u.title,
+        ":position": u.position,
+        ":sex": u.sex,
+        ":role_status": u.role_status,
+        ":depart_id": u.depart_id,
+        ":job_num": u.job_num,
+        ":telephone": u.telephone,
+        ":email": u.email,
+        ":disabled": u.disabled,
+    });
+    match res {
+        Ok(0) => Err(StoreError::NotFound(format!("no user {}", u.id))),
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == ErrorCode::ConstraintViolation
+                && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            Err(StoreError::Conflict(format!(
+                "login name {:?} is taken",
+                u.name
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The user whose login name is exactly `name` (bytes), disabled or not.
 pub fn by_name(conn: &Connection, name: &[u8]) -> Result<Option<User>, StoreError> {
     let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE name = :name"))?;
@@ -270,5 +316,34 @@ mod tests {
             set_disabled(&c, 99, true),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn update_replaces_fields_and_checks_name() {
+        let c = mem();
+        let a = insert(&c, &alice()).unwrap();
+        let b = insert(
+            &c,
+            &NewUser {
+                name: "bob".into(),
+                password_hash: "h".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut u = by_id(&c, a).unwrap().unwrap();
+        u.nick = "Al".into();
+        u.disabled = true;
+        u.depart_id = 3;
+        update(&c, &u).unwrap();
+        assert_eq!(by_id(&c, a).unwrap().unwrap(), u);
+        u.name = "bob".into();
+        assert!(matches!(update(&c, &u), Err(StoreError::Conflict(_))));
+        u.name = String::new();
+        assert!(matches!(update(&c, &u), Err(StoreError::Invalid(_))));
+        let mut ghost = by_id(&c, b).unwrap().unwrap();
+        ghost.id = 99;
+        ghost.name = "ghost".into();
+        assert!(matches!(update(&c, &ghost), Err(StoreError::NotFound(_))));
     }
 }

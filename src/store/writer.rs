@@ -20,7 +20,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
 
+use super::departs::{self, Depart};
 use super::groups::{self, MemberChange, Sender};
+use super::users::{self, NewUser, User};
 use super::{messages, now_secs, recent, unread, Family, StoreError};
 
 /// A write the server asks for.
@@ -99,6 +101,26 @@ pub enum WriteOp {
     /// B-GRP-18 (admin) -> `GroupChange { result: 0, listed: [], members_after: [], .. }`;
     /// unknown or deleted group `Err(NotFound)`, temporary group `Err(Invalid)`.
     DeleteNormalGroup { group: u32 },
+    /// B-GRP-1 (admin `PATCH /v1/groups/{id}`): new name and/or avatar of a normal group ->
+    /// `Done`; unknown or deleted group `Err(NotFound)`, temporary group `Err(Invalid)`.
+    RenameNormalGroup {
+        group: u32,
+        name: Option<Vec<u8>>,
+        avatar: Option<Vec<u8>>,
+    },
+    /// B-ADM (`POST /v1/users`) -> `Created`; a taken name is `Err(Conflict)` (B-USER-4).
+    CreateUser(NewUser),
+    /// B-ADM (`PATCH /v1/users/{id}`): every field replaced -> `Done`; see `users::update`.
+    UpdateUser(User),
+    /// B-ADM (`POST /v1/departments`) -> `Created`; a missing parent is `Err(Invalid)`.
+    CreateDepart {
+        title: String,
+        description: String,
+        parent_id: u32,
+        leader_id: u32,
+    },
+    /// B-ADM (`PATCH /v1/departments/{id}`) -> `Done`; see `departs::update`.
+    UpdateDepart(Depart),
 }
 
 /// The result of a committed [`WriteOp`].
@@ -122,6 +144,8 @@ pub enum WriteOut {
     },
     /// `HideGroup`: false when the user is not a member (or there is no such group).
     Hidden { ok: bool },
+    /// A user or department was created with this id.
+    Created { id: u32 },
 }
 
 impl From<MemberChange> for WriteOut {
@@ -492,7 +516,56 @@ fn apply(conn: &Connection, op: &WriteOp, time: u32) -> Result<WriteOut, StoreEr
         WriteOp::DeleteNormalGroup { group } => {
             Ok(groups::delete_normal(conn, *group, time)?.into())
         }
+        WriteOp::RenameNormalGroup {
+            group,
+            name,
+            avatar,
+        } => {
+            rename_normal(conn, *group, name.as_deref(), avatar.as_deref())?;
+            Ok(WriteOut::Done)
+        }
+        WriteOp::CreateUser(u) => Ok(WriteOut::Created {
+            id: users::insert(conn, u)?,
+        }),
+        WriteOp::UpdateUser(u) => {
+            users::update(conn, u)?;
+            Ok(WriteOut::Done)
+        }
+        WriteOp::CreateDepart {
+            title,
+            description,
+            parent_id,
+            leader_id,
+        } => Ok(WriteOut::Created {
+            id: departs::insert(conn, title, description, *parent_id, *leader_id)?,
+        }),
+        WriteOp::UpdateDepart(d) => {
+            departs::update(conn, d)?;
+            Ok(WriteOut::Done)
+        }
     }
+}
+
+/// `RenameNormalGroup`: the group's `updated` is left alone (no membership change, no message).
+fn rename_normal(
+    conn: &Connection,
+    group: u32,
+    name: Option<&[u8]>,
+    avatar: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    let g = groups::get(conn, group)?
+        .filter(|g| !g.deleted)
+        .ok_or_else(|| StoreError::NotFound(format!("no group {group}")))?;
+    if g.group_type != groups::NORMAL {
+        return Err(StoreError::Invalid(format!(
+            "group {group} is not a normal group"
+        )));
+    }
+    conn.execute(
+        "UPDATE groups SET name = ?1, avatar = ?2 WHERE id = ?3",
+        rusqlite::params![name.unwrap_or(&g.name), avatar.unwrap_or(&g.avatar), group],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -992,5 +1065,82 @@ mod tests {
         assert_eq!(data, [b"ok1".to_vec(), b"ok2".to_vec()]);
         assert!(groups::get(&conn, 3).unwrap().unwrap().deleted);
         assert_eq!(groups::members(&conn, 1).unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn admin_user_depart_and_rename_ops() {
+        let t = TempDb::new("writer-admin");
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        users(&conn, 2);
+        let g = groups::create_normal(&conn, b"ops", b"", &[1, 2], 1)
+            .unwrap()
+            .0;
+        let new = |name: &str| NewUser {
+            name: name.into(),
+            password_hash: "h".into(),
+            ..Default::default()
+        };
+        let mut u1 = users::by_id(&conn, 1).unwrap().unwrap();
+        u1.disabled = true;
+        u1.nick = "one".into();
+        let mut bad = u1.clone();
+        bad.name = "u2".into();
+        let ops = vec![
+            WriteOp::CreateUser(new("carol")),
+            WriteOp::CreateUser(new("u1")),
+            WriteOp::UpdateUser(u1.clone()),
+            WriteOp::UpdateUser(bad),
+            WriteOp::CreateDepart {
+                title: "HQ".into(),
+                description: "d".into(),
+                parent_id: 0,
+                leader_id: 0,
+            },
+            WriteOp::CreateDepart {
+                title: "x".into(),
+                description: String::new(),
+                parent_id: 9,
+                leader_id: 0,
+            },
+            WriteOp::UpdateDepart(Depart {
+                id: 1,
+                title: "Head".into(),
+                description: String::new(),
+                parent_id: 0,
+                leader_id: 3,
+                disabled: false,
+            }),
+            WriteOp::RenameNormalGroup {
+                group: g,
+                name: Some(b"dev".to_vec()),
+                avatar: None,
+            },
+            WriteOp::RenameNormalGroup {
+                group: 99,
+                name: None,
+                avatar: None,
+            },
+        ];
+        let (replies, _) = run_ops(conn, ops, 16);
+        let r: Vec<_> = replies.into_iter().map(|(_, r)| r).collect();
+        assert!(matches!(r[0], Ok(WriteOut::Created { id: 3 })));
+        assert!(matches!(r[1], Err(StoreError::Conflict(_))));
+        assert!(matches!(r[2], Ok(WriteOut::Done)));
+        assert!(matches!(r[3], Err(StoreError::Conflict(_))));
+        assert!(matches!(r[4], Ok(WriteOut::Created { id: 1 })));
+        assert!(matches!(r[5], Err(StoreError::Invalid(_))));
+        assert!(matches!(r[6], Ok(WriteOut::Done)));
+        assert!(matches!(r[7], Ok(WriteOut::Done)));
+        assert!(matches!(r[8], Err(StoreError::NotFound(_))));
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        assert_eq!(users::by_id(&conn, 1).unwrap().unwrap(), u1);
+        assert_eq!(users::by_id(&conn, 3).unwrap().unwrap().name, "carol");
+        let d = departs::by_id(&conn, 1).unwrap().unwrap();
+        assert_eq!((d.title.as_str(), d.leader_id), ("Head", 3));
+        let grp = groups::get(&conn, g).unwrap().unwrap();
+        assert_eq!(
+            (grp.name.as_slice(), grp.members.as_slice()),
+            (&b"dev"[..], &[1, 2][..])
+        );
     }
 }

@@ -25,6 +25,8 @@ pub struct Server {
     pub conf: PathBuf,
     pub msg: SocketAddr,
     pub login: SocketAddr,
+    /// The admin HTTP API (`listening admin ADDR`).
+    pub admin: SocketAddr,
 }
 
 /// The conf every test server starts from; `extra` lines are appended (later keys must not
@@ -82,6 +84,7 @@ impl Server {
             conf,
             msg: "127.0.0.1:1".parse().unwrap(),
             login: "127.0.0.1:1".parse().unwrap(),
+            admin: "127.0.0.1:1".parse().unwrap(),
         };
         s.spawn();
         (s, ids)
@@ -119,6 +122,7 @@ impl Server {
             match words.as_slice() {
                 ["listening", "msg", a] => self.msg = a.parse().unwrap(),
                 ["listening", "login", a] => self.login = a.parse().unwrap(),
+                ["listening", "admin", a] => self.admin = a.parse().unwrap(),
                 ["ready"] => break,
                 _ => {}
             }
