@@ -104,7 +104,12 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let workers = Workers::new(handles);
     let _ = st.workers.set(workers.clone());
 
-    let outlet = WorkerOutlet::new(workers, Arc::clone(&st.counters), group_cache);
+    let outlet = WorkerOutlet::new(
+        workers,
+        Arc::clone(&st.counters),
+        group_cache,
+        Arc::clone(&st.presence),
+    );
     let writer = writer::spawn_writer(conn, wrx, outlet, st.cfg.db_batch_max)
         .map_err(io_err("spawn db-writer"))?;
 

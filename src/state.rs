@@ -22,7 +22,8 @@ use crate::store::writer::WriteJob;
 pub struct State {
     pub cfg: Config,
     pub counters: Arc<Counters>,
-    pub presence: Presence,
+    /// Shared with the writer's outlet, which delivers committed messages.
+    pub presence: Arc<Presence>,
     pub directory: RwLock<Directory>,
     /// Group membership (shared with the storage outlet, which updates it after commit).
     pub groups: Arc<GroupCache>,
@@ -59,7 +60,7 @@ impl State {
             tokens: Mutex::new(TokenRegistry::new(cfg.token_grace)),
             cfg,
             counters: Arc::new(Counters::default()),
-            presence: Presence::default(),
+            presence: Arc::new(Presence::default()),
             directory: RwLock::new(directory),
             groups,
             writer,

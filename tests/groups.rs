@@ -734,3 +734,61 @@ fn hide(x: &mut Client, st: u32, g: u32) -> u32 {
     assert_eq!(r.session_id.value(), Some(g));
     r.result
 }
+
+#[test]
+fn concurrent_senders_reach_every_member_in_storage_order() {
+    // B-GRP-9: two senders on separate connections (likely on different workers) write at once;
+    // a third member receives the group's messages exactly in storage order, which 5/7 shows
+    // (newest first).
+    const N: u32 = 150;
+    let (srv, ids) = Server::start_with(
+        "MsgRateLimit=1000000\nMaxGroupUnread=1000",
+        &[("ann", "a"), ("ben", "b"), ("cat", "c")],
+    );
+    let (a, b) = (ids[0], ids[1]);
+    let (mut ann, _) = srv.login("ann", "a", PC);
+    let (mut ben, _) = srv.login("ben", "b", PC);
+    let (mut cat, _) = srv.login("cat", "c", ANDROID);
+    let member_ids = strs(&ids[1..]);
+    let member_refs: Vec<&str> = member_ids.iter().map(String::as_str).collect();
+    let (result, group, _) = create(&mut ann, "race", &member_refs, 1);
+    assert_eq!(result, 0);
+    created_push(&mut ben);
+    created_push(&mut cat);
+    let batch = |from: u32, tag: &str| -> Vec<u8> {
+        (0..N)
+            .flat_map(|i| gtext(from, group, i, &format!("{tag}{i}")))
+            .collect()
+    };
+    let (ba, bb) = (batch(a, "a"), batch(b, "b"));
+    ann.send_raw(&ba).unwrap();
+    ben.send_raw(&bb).unwrap();
+    let mut live = Vec::new();
+    while live.len() < 2 * N as usize {
+        let f = recv_mc(&mut cat, 3, 1);
+        let Pdu::MsgData(m) = f.pdu().unwrap() else {
+            panic!()
+        };
+        live.push(String::from_utf8(m.msg_data.to_vec()).unwrap());
+    }
+    let g = group.to_string();
+    cat.send(
+        &Pdu::GroupUnreadMsgRequest(GroupUnreadMsgRequest {
+            group_id: Id::Raw(g.as_bytes()),
+        }),
+        9,
+    )
+    .unwrap();
+    let f = recv_mc(&mut cat, 5, 8);
+    let Pdu::GroupUnreadMsgResponse(r) = f.pdu().unwrap() else {
+        panic!()
+    };
+    let mut stored: Vec<String> = r
+        .msgs
+        .iter()
+        .map(|m| String::from_utf8(m.msg_data.to_vec()).unwrap())
+        .collect();
+    stored.reverse();
+    assert_eq!(stored.len(), 2 * N as usize);
+    assert_eq!(live, stored, "live order = storage order");
+}

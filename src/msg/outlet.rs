@@ -9,6 +9,7 @@ use rusqlite::Connection;
 
 use super::group::{change_rsp, create_rsp};
 use super::groups::GroupCache;
+use super::presence::Presence;
 use super::{Ctx, Effect, MsgConn, Step};
 use crate::net::{ConnId, Shared, WorkerMsg, Workers};
 use crate::state::State;
@@ -135,23 +136,32 @@ pub struct WorkerOutlet {
     /// Updated here after each committed membership change, before its effects are sent
     /// (B-GRP-19); group deliveries take their members from it at commit time.
     pub groups: Arc<GroupCache>,
+    /// Committed messages are delivered from here, in commit order: p2p ones to each
+    /// recipient session's worker, group ones as one Fanout per worker (B-GRP-9, B-MSG-4).
+    pub presence: Arc<Presence>,
     touched: Vec<bool>,
 }
 
 impl WorkerOutlet {
-    pub fn new(workers: Workers, counters: Arc<Counters>, groups: Arc<GroupCache>) -> Self {
+    pub fn new(
+        workers: Workers,
+        counters: Arc<Counters>,
+        groups: Arc<GroupCache>,
+        presence: Arc<Presence>,
+    ) -> Self {
         let n = workers.all().len();
         WorkerOutlet {
             workers,
             counters,
             groups,
+            presence,
             touched: vec![false; n],
         }
     }
 
     /// Effects of a committed group write (`Break`); other kinds and failures `Continue`.
     fn group_reply(
-        &self,
+        &mut self,
         conn: ConnId,
         kind: WriteKind,
         result: Result<WriteOut, StoreError>,
@@ -170,16 +180,12 @@ impl WorkerOutlet {
                 if let Some(t) = delivery.get_mut(time_at..time_at + 4) {
                     t.copy_from_slice(&create_time.to_be_bytes());
                 }
-                let mut e = vec![Effect::Reply(ack)];
-                // The members after this commit (B-GRP-8, B-GRP-19); one buffer for all.
+                // The members after this commit (B-GRP-8, B-GRP-19); one buffer for all, sent
+                // now so every member session gets the group's messages in commit order.
                 if let Some(g) = self.groups.live(group) {
-                    e.push(Effect::DeliverMembers {
-                        members: Arc::clone(&g.members),
-                        bytes: delivery.into(),
-                        skip: Some(conn),
-                    });
+                    self.fanout(Arc::clone(&g.members), delivery.into(), Some(conn));
                 }
-                ControlFlow::Break(e)
+                ControlFlow::Break(vec![Effect::Reply(ack)])
             }
             (WriteKind::GroupMsg { group, .. }, Err(StoreError::Invalid(e))) => {
                 // The sender left (or was removed, or the group deleted) after the check but
@@ -269,6 +275,46 @@ impl WorkerOutlet {
     }
 }
 
+impl WorkerOutlet {
+    fn mark(&mut self, worker: u16) {
+        if let Some(t) = self.touched.get_mut(usize::from(worker)) {
+            *t = true;
+        }
+    }
+
+    /// Queues one shared buffer on every session of `user` except `skip`.
+    fn push_user(&mut self, user: u32, bytes: &Shared, skip: Option<ConnId>) {
+        for s in self.presence.sessions(user) {
+            if Some(s.conn) == skip {
+                continue;
+            }
+            if let Some(h) = self.workers.get(s.conn.worker) {
+                h.send_quiet(WorkerMsg::Push {
+                    conn: s.conn,
+                    bytes: Arc::clone(bytes),
+                });
+                self.mark(s.conn.worker);
+            }
+        }
+    }
+
+    /// One Fanout per worker; each delivers to its own member sessions.
+    fn fanout(&mut self, members: Arc<[u32]>, bytes: Shared, skip: Option<ConnId>) {
+        for i in 0..self.workers.all().len() {
+            if let Some(h) = self.workers.all().get(i) {
+                h.send_quiet(WorkerMsg::Fanout {
+                    members: Arc::clone(&members),
+                    bytes: Arc::clone(&bytes),
+                    skip,
+                });
+            }
+            if let Some(t) = self.touched.get_mut(i) {
+                *t = true;
+            }
+        }
+    }
+}
+
 impl Outlet for WorkerOutlet {
     type Tag = WriteTag;
 
@@ -306,23 +352,14 @@ impl Outlet for WorkerOutlet {
                 if let Some(t) = delivery.get_mut(time_at..time_at + 4) {
                     t.copy_from_slice(&create_time.to_be_bytes());
                 }
-                let bytes: crate::net::Shared = delivery.into();
-                let mut e = vec![
-                    Effect::Reply(ack),
-                    Effect::Deliver {
-                        user: to,
-                        bytes: bytes.clone(),
-                        skip: Some(tag.conn),
-                    },
-                ];
+                // Delivered now, in commit order (B-MSG-4, B-GEN-1); the ack follows through
+                // the sender's worker, behind its earlier requests.
+                let bytes: Shared = delivery.into();
+                self.push_user(to, &bytes, Some(tag.conn));
                 if from != to {
-                    e.push(Effect::Deliver {
-                        user: from,
-                        bytes,
-                        skip: Some(tag.conn),
-                    });
+                    self.push_user(from, &bytes, Some(tag.conn));
                 }
-                e
+                vec![Effect::Reply(ack)]
             }
             (WriteKind::Plain { ok, .. }, Ok(_)) => vec![Effect::Reply(ok)],
             (kind, result) => {
@@ -442,6 +479,7 @@ mod admin_tests {
             Workers::default(),
             Arc::new(Counters::default()),
             Arc::clone(&groups),
+            Arc::new(Presence::default()),
         );
         let created = WriteOut::GroupCreated {
             group_id: 4,

@@ -25,6 +25,8 @@ struct Kit {
     st: Arc<State>,
     rx: Receiver<WorkerMsg>,
     _poll: mio::Poll,
+    /// Worker messages other than completions (pushes, fan-outs), in arrival order.
+    sent: std::cell::RefCell<Vec<WorkerMsg>>,
     ids: Vec<u32>,
     dir: std::path::PathBuf,
 }
@@ -89,7 +91,12 @@ fn kit(names: &[&str]) -> Kit {
     writer::spawn_writer(
         db,
         wrx,
-        WorkerOutlet::new(workers, Arc::clone(&st.counters), group_cache),
+        WorkerOutlet::new(
+            workers,
+            Arc::clone(&st.counters),
+            group_cache,
+            Arc::clone(&st.presence),
+        ),
         16,
     )
     .unwrap();
@@ -97,6 +104,7 @@ fn kit(names: &[&str]) -> Kit {
         st,
         rx,
         _poll: poll,
+        sent: Default::default(),
         ids,
         dir,
     }
@@ -137,9 +145,12 @@ impl Kit {
     /// Waits for the next storage completion for `c` and applies it to `mc`; returns the
     /// effects now ready, with FinishLogin resolved the way the worker does it.
     fn complete(&self, mc: &mut MsgConn, c: ConnId) -> Vec<Effect> {
-        let msg = self.rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        let WorkerMsg::Done { conn, seq, done } = msg else {
-            panic!("expected a completion");
+        // Pushes and fan-outs the outlet sends straight to workers come first; keep them.
+        let (conn, seq, done) = loop {
+            match self.rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+                WorkerMsg::Done { conn, seq, done } => break (conn, seq, done),
+                other => self.sent.borrow_mut().push(other),
+            }
         };
         assert_eq!(conn, c);
         assert!(mc.complete(seq, done));
@@ -263,6 +274,7 @@ fn responses_keep_request_order_behind_a_pending_write() {
     let k = kit(&["alice", "bob"]);
     let c = conn(1);
     let mut mc = k.logged_in("alice", c, 1);
+    let _bob = k.logged_in("bob", conn(2), 1);
     let (a, b) = (k.ids[0].to_string(), k.ids[1].to_string());
     assert!(matches!(
         k.step(&mut mc, c, 10, text(a.as_bytes(), b.as_bytes(), b"hi")),
@@ -278,17 +290,23 @@ fn responses_keep_request_order_behind_a_pending_write() {
     ));
     let effects = k.complete(&mut mc, c);
     assert_eq!(replies(&effects), vec![(3, 2, 10), (3, 6, 11)]);
-    let delivered: Vec<u32> = effects
+    // The delivery went straight to bob's session at commit; alice's own connection got none.
+    let pushed: Vec<ConnId> = k
+        .sent
+        .borrow()
         .iter()
-        .filter_map(|e| match e {
-            Effect::Deliver { user, skip, .. } => {
-                assert_eq!(*skip, Some(c));
-                Some(*user)
+        .filter_map(|m| match m {
+            WorkerMsg::Push { conn, bytes } => {
+                assert_eq!(
+                    crate::proto::frame::header(bytes).map(|h| (h.module, h.command)),
+                    Some((3, 1))
+                );
+                Some(*conn)
             }
             _ => None,
         })
         .collect();
-    assert_eq!(delivered, vec![k.ids[1], k.ids[0]]);
+    assert_eq!(pushed, vec![conn(2)]);
     // Now the read goes through.
     assert!(matches!(
         k.step(&mut mc, c, 12, Pdu::UnreadCountRequest),
@@ -512,11 +530,17 @@ fn group_message_is_acked_then_fanned_out_as_one_buffer() {
     assert!(matches!(step, Step::Queued));
     let effects = k.complete(&mut ma, a);
     assert_eq!(replies(&effects), vec![(3, 2, 7)]);
-    let Some(Effect::DeliverMembers {
+    let sent = k.sent.borrow();
+    let fanouts: Vec<&WorkerMsg> = sent
+        .iter()
+        .filter(|m| matches!(m, WorkerMsg::Fanout { .. }))
+        .collect();
+    assert_eq!(fanouts.len(), 1, "one fan-out per worker (the kit has one)");
+    let Some(WorkerMsg::Fanout {
         members,
         bytes,
         skip,
-    }) = effects.get(1)
+    }) = fanouts.first()
     else {
         panic!("no fan-out")
     };

@@ -54,6 +54,13 @@ pub enum WorkerMsg {
     },
     /// Queue these bytes on the connection (a push: delivery, presence, kick notice ...).
     Push { conn: ConnId, bytes: Shared },
+    /// A committed group message: queue it on this worker's sessions of these users, except
+    /// `skip`. Sent by the writer's outlet to every worker in commit order (B-GRP-9).
+    Fanout {
+        members: Arc<[u32]>,
+        bytes: Shared,
+        skip: Option<ConnId>,
+    },
     /// Send 1/7 and close the connection once flushed (B-KICK-2).
     Kick { conn: ConnId, bytes: Shared },
     /// Close the connection at once (B-ADM-6).

@@ -587,6 +587,17 @@ impl Worker {
         }
     }
 
+    /// This worker's share of a commit-ordered group delivery: its own sessions only.
+    fn fanout_local(&mut self, members: &[u32], bytes: &Shared, skip: Option<ConnId>) {
+        for &user in members {
+            for s in self.st.presence.sessions(user) {
+                if s.conn.worker == self.id && Some(s.conn) != skip {
+                    self.push_to(s.conn, Arc::clone(bytes));
+                }
+            }
+        }
+    }
+
     /// One shared buffer to every session of every member (B-GRP-8, B-FLOW-4).
     fn deliver_members(&mut self, members: &[u32], bytes: &Shared, skip: Option<ConnId>) {
         for &user in members {
@@ -670,6 +681,11 @@ impl Worker {
             match m {
                 WorkerMsg::Done { conn, seq, done } => self.on_done(conn, seq, done),
                 WorkerMsg::Push { conn, bytes } => self.push_to(conn, bytes),
+                WorkerMsg::Fanout {
+                    members,
+                    bytes,
+                    skip,
+                } => self.fanout_local(&members, &bytes, skip),
                 WorkerMsg::Kick { conn, bytes } => self.kick_local(conn, bytes),
                 WorkerMsg::Close { conn } => {
                     if let Some(slot) = self.slot_of(conn) {
