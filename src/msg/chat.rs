@@ -44,7 +44,7 @@ fn payload_ok(cx: &Ctx<'_>, msg_type: u8, len: usize) -> bool {
 
 /// The 3/1 as recipients get it (from = the session user, reserved 0), with `create_time` left
 /// 0 to be patched after commit at the returned byte offset. Encoded once, shared by all.
-fn encode_delivery(m: &MsgData<'_>, from: u32, to: u32) -> (Vec<u8>, usize) {
+pub(crate) fn encode_delivery(m: &MsgData<'_>, from: u32, to: u32) -> (Vec<u8>, usize) {
     let bytes = Pdu::MsgData(MsgData {
         seq_no: m.seq_no,
         from_id: Id::Num(from),

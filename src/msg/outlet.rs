@@ -55,7 +55,24 @@ pub enum WriteKind {
     Admin {
         reply: crossbeam_channel::Sender<Result<WriteOut, StoreError>>,
         cache: AdminCache,
+        /// A message of `POST /v1/messages`, delivered from here after commit like a client's
+        /// (B-ADM-7), so it keeps commit order with them (B-GRP-9).
+        deliver: Option<AdminDelivery>,
     },
+}
+
+/// The 3/1 of an admin message, `create_time` to be patched at byte `time_at`.
+pub struct AdminDelivery {
+    pub bytes: Vec<u8>,
+    pub time_at: usize,
+    pub to: AdminTarget,
+}
+
+pub enum AdminTarget {
+    /// Every session of the recipient and of the sender.
+    User { to: u32, from: u32 },
+    /// Every session of every member.
+    Group(u32),
 }
 
 /// How a committed admin write changes the group cache. Applied by the outlet right after the
@@ -320,9 +337,16 @@ impl Outlet for WorkerOutlet {
 
     fn reply(&mut self, tag: WriteTag, result: Result<WriteOut, StoreError>) {
         let tag = match tag.kind {
-            WriteKind::Admin { reply, cache } => {
+            WriteKind::Admin {
+                reply,
+                cache,
+                deliver,
+            } => {
                 if let Ok(out) = &result {
                     self.admin_cache(cache, out);
+                }
+                if let (Some(d), Ok(WriteOut::Stored { create_time, .. })) = (deliver, &result) {
+                    self.admin_deliver(d, *create_time);
                 }
                 // The admin thread pushes to clients itself, after this commit.
                 let _ = reply.send(result);
@@ -404,6 +428,29 @@ impl Outlet for WorkerOutlet {
 }
 
 impl WorkerOutlet {
+    fn admin_deliver(&mut self, d: AdminDelivery, create_time: u32) {
+        let mut bytes = d.bytes;
+        if let Some(t) = bytes.get_mut(d.time_at..d.time_at + 4) {
+            t.copy_from_slice(&create_time.to_be_bytes());
+        }
+        let bytes: Shared = bytes.into();
+        match d.to {
+            AdminTarget::User { to, from } => {
+                bump(&self.counters.msgs_p2p);
+                self.push_user(to, &bytes, None);
+                if from != to {
+                    self.push_user(from, &bytes, None);
+                }
+            }
+            AdminTarget::Group(g) => {
+                bump(&self.counters.msgs_group);
+                if let Some(e) = self.groups.live(g) {
+                    self.fanout(Arc::clone(&e.members), bytes, None);
+                }
+            }
+        }
+    }
+
     fn admin_cache(&self, cache: AdminCache, out: &WriteOut) {
         match (cache, out) {
             (AdminCache::CreateNormal, WriteOut::GroupCreated { group_id, members }) => {
@@ -465,7 +512,11 @@ mod admin_tests {
                 generation: 0,
             },
             seq: 0,
-            kind: WriteKind::Admin { reply: tx, cache },
+            kind: WriteKind::Admin {
+                reply: tx,
+                cache,
+                deliver: None,
+            },
         };
         o.reply(tag, result);
         o.flush();

@@ -10,15 +10,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::password;
-use crate::msg::chat::{GROUP_TEXT, P2P_TEXT};
+use crate::msg::chat::{encode_delivery, GROUP_TEXT, P2P_TEXT};
 use crate::msg::directory::Directory;
-use crate::msg::outlet::{AdminCache, WriteKind, WriteTag};
+use crate::msg::outlet::{AdminCache, AdminDelivery, AdminTarget, WriteKind, WriteTag};
 use crate::net::{ConnId, Shared, WorkerMsg};
 use crate::proto::group::{NormalGroupCreatedNotify, NormalGroupMembersChangedNotify};
 use crate::proto::msg::MsgData;
 use crate::proto::{Id, Pdu};
 use crate::state::State;
-use crate::stats::bump;
 use crate::store::departs::{self, Depart};
 use crate::store::groups::{self, Group};
 use crate::store::users::{self, NewUser, User};
@@ -261,6 +260,16 @@ impl Api {
 
     /// Like `write`; the outlet applies `cache` to the group cache right after the commit.
     fn write_cached(&self, op: WriteOp, cache: AdminCache) -> Result<WriteOut, ApiError> {
+        self.write_with(op, cache, None)
+    }
+
+    /// Like `write`; `deliver` is sent by the outlet right after the commit (commit order).
+    fn write_with(
+        &self,
+        op: WriteOp,
+        cache: AdminCache,
+        deliver: Option<AdminDelivery>,
+    ) -> Result<WriteOut, ApiError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let tag = WriteTag {
             conn: ConnId {
@@ -269,7 +278,11 @@ impl Api {
                 generation: 0,
             },
             seq: 0,
-            kind: WriteKind::Admin { reply: tx, cache },
+            kind: WriteKind::Admin {
+                reply: tx,
+                cache,
+                deliver,
+            },
         };
         self.st
             .writer
@@ -777,34 +790,38 @@ impl Api {
             }
             _ => return Err(bad("exactly one of to_user and to_group is required")),
         };
+        // B-ADM-7: after commit the 3/1 (seq_no 0, reserved 0), no 3/2; the outlet sends it in
+        // commit order with client messages.
+        let (bytes, time_at) = encode_delivery(
+            &MsgData {
+                seq_no: 0,
+                from_id: Id::Num(b.from),
+                to_id: Id::Num(to),
+                create_time: 0,
+                msg_type,
+                msg_data: b.text.as_bytes(),
+                attach: b"",
+            },
+            b.from,
+            to,
+        );
+        let target = if msg_type == P2P_TEXT {
+            AdminTarget::User { to, from: b.from }
+        } else {
+            AdminTarget::Group(to)
+        };
+        let deliver = AdminDelivery {
+            bytes,
+            time_at,
+            to: target,
+        };
         let WriteOut::Stored {
             msg_id,
             create_time,
-        } = self.write(op)?
+        } = self.write_with(op, AdminCache::Nothing, Some(deliver))?
         else {
             return Err(internal("unexpected write result"));
         };
-        // B-ADM-7: after commit the 3/1 (seq_no 0, reserved 0), no 3/2.
-        let delivery: Shared = Pdu::MsgData(MsgData {
-            seq_no: 0,
-            from_id: Id::Num(b.from),
-            to_id: Id::Num(to),
-            create_time,
-            msg_type,
-            msg_data: b.text.as_bytes(),
-            attach: b"",
-        })
-        .to_frame(0)
-        .into();
-        if msg_type == P2P_TEXT {
-            bump(&self.st.counters.msgs_p2p);
-            self.push([to, b.from], &delivery);
-        } else {
-            bump(&self.st.counters.msgs_group);
-            if let Some(g) = self.st.groups.live(to) {
-                self.push(g.members.iter().copied(), &delivery);
-            }
-        }
         Ok(Response::json(
             200,
             &json!({ "msg_id": msg_id, "create_time": create_time }),
