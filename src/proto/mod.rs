@@ -148,6 +148,15 @@ impl From<u32> for Id<'_> {
 }
 
 /// Parses a canonical `idstr` (P-19); `None` for anything else, including `"0"`.
+///
+/// ```
+/// use ttserver::proto::parse_id;
+/// assert_eq!(parse_id(b"10035"), Some(10035));
+/// assert_eq!(parse_id(b"4294967295"), Some(u32::MAX));
+/// for bad in [&b""[..], b"0", b"01", b"+1", b"12a", b"4294967296"] {
+///     assert_eq!(parse_id(bad), None);
+/// }
+/// ```
 pub fn parse_id(raw: &[u8]) -> Option<u32> {
     if raw.is_empty() || raw.len() > 10 || raw.first() == Some(&b'0') {
         return None;
