@@ -215,15 +215,7 @@ pub fn read_ack(cx: &Ctx<'_>, mc: &mut MsgConn, r: &MsgReadAck<'_>) -> Step {
         peer,
         family: sess.family,
     };
-    submit_write(
-        cx,
-        mc,
-        op,
-        WriteKind::Plain {
-            ok: Vec::new(),
-            on_error: Vec::new(),
-        },
-    )
+    submit_write(cx, mc, op, WriteKind::silent())
 }
 
 /// 3/7 -> 3/8 (B-UNR-2).

@@ -310,15 +310,7 @@ pub fn read_ack(cx: &Ctx<'_>, mc: &mut MsgConn, r: &GroupReadAck<'_>) -> Step {
         group,
         family: sess.family,
     };
-    submit_write(
-        cx,
-        mc,
-        op,
-        WriteKind::Plain {
-            ok: Vec::new(),
-            on_error: Vec::new(),
-        },
-    )
+    submit_write(cx, mc, op, WriteKind::silent())
 }
 
 /// 5/12 -> 5/13 (B-GRP-2, B-GRP-3).

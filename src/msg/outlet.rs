@@ -61,6 +61,16 @@ pub enum WriteKind {
     },
 }
 
+impl WriteKind {
+    /// A write answered by nothing (3/3, 5/11): only its slot's place in the order matters.
+    pub fn silent() -> WriteKind {
+        WriteKind::Plain {
+            ok: Vec::new(),
+            on_error: Vec::new(),
+        }
+    }
+}
+
 /// The 3/1 of an admin message, `create_time` to be patched at byte `time_at`.
 pub struct AdminDelivery {
     pub bytes: Vec<u8>,
