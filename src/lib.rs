@@ -25,7 +25,11 @@
 //! * A worker never blocks: a storage job leaves on a bounded channel, its answer comes back on
 //!   the worker's channel with one wake per batch.
 //! * A connection is `(worker, slot, generation)`; replies to a reused slot are dropped.
-//! * A 3/1 is acknowledged (3/2) only after its transaction committed, and delivered after that.
+//! * A 3/1 is acknowledged (3/2) only after its transaction committed, and delivered after that:
+//!   the writer's outlet sends each committed message to the recipient sessions' workers (a group
+//!   message as one shared buffer, one Fanout per worker) in commit order.
+//! * `admin-http` (one mio thread) serves the HTTP admin API; its writes go through the same
+//!   writer, its pushes through the workers' channels.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
