@@ -18,6 +18,7 @@ use crate::state::State;
 use crate::stats::bump;
 use crate::store::groups::{self, Group};
 use crate::store::writer::WriteOp;
+use crate::store::StoreError;
 
 /// Longest group name and avatar of 5/12 (B-GRP-2).
 const MAX_NAME: usize = 256;
@@ -60,7 +61,7 @@ pub fn change_rsp(
     .to_frame(reserved)
 }
 
-fn store_error(st: &State, what: &str, e: &crate::store::StoreError) {
+fn store_error(st: &State, what: &str, e: &StoreError) {
     bump(&st.counters.store_failures);
     log::error!(target: "store", "{what}: {e}");
 }
@@ -109,74 +110,86 @@ fn ids(members: &[u32]) -> Vec<Id<'static>> {
 
 /// 5/1 -> 5/2, then 2/4 (B-GRP-14, B-PRES-5).
 pub fn normal_list(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
-    let Some(sess) = mc.session.clone() else {
-        return Step::Now(Vec::new());
-    };
-    let reserved = cx.reserved;
     let limit = cx.st.cfg.max_group_list;
-    submit_read(cx, mc, move |db, st| {
-        let list: Vec<Group> = match groups::normal_groups_of(db, sess.user_id, limit) {
-            Ok(l) => l,
-            Err(e) => {
-                store_error(st, "normal groups", &e);
-                return Vec::new();
-            }
-        };
-        let items: Vec<GroupInfo<'_>> = list
-            .iter()
-            .map(|g| GroupInfo {
-                group_id: Id::Num(g.id),
-                name: &g.name,
-                avatar: &g.avatar,
-                creator_id: Id::Num(g.creator),
-                group_type: g.group_type,
-                member_ids: ids(&g.members),
+    group_list(
+        cx,
+        mc,
+        limit,
+        "normal groups",
+        groups::normal_groups_of,
+        |st, list, reserved| {
+            let items: Vec<GroupInfo<'_>> = list
+                .iter()
+                .map(|g| GroupInfo {
+                    group_id: Id::Num(g.id),
+                    name: &g.name,
+                    avatar: &g.avatar,
+                    creator_id: Id::Num(g.creator),
+                    group_type: g.group_type,
+                    member_ids: ids(&g.members),
+                })
+                .collect();
+            encode_capped(st, &items, reserved, |p| {
+                Pdu::NormalGroupListResponse(NormalGroupListResponse { groups: p.to_vec() })
             })
-            .collect();
-        let frame = encode_capped(st, &items, reserved, |p| {
-            Pdu::NormalGroupListResponse(NormalGroupListResponse { groups: p.to_vec() })
-        });
-        let mut out = vec![Effect::Reply(frame)];
-        out.extend(online_members(
-            st,
-            &sess,
-            list.iter().map(|g| g.members.as_slice()),
-        ));
-        out
-    })
+        },
+    )
 }
 
 /// 5/16 -> 5/17, then 2/4 (B-GRP-15, B-PRES-5).
 pub fn recent_list(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
+    let limit = cx.st.cfg.max_recent_groups;
+    group_list(
+        cx,
+        mc,
+        limit,
+        "recent groups",
+        groups::recent_groups_of,
+        |st, list, reserved| {
+            let items: Vec<RecentGroupInfo<'_>> = list
+                .iter()
+                .map(|g| RecentGroupInfo {
+                    group_id: Id::Num(g.id),
+                    name: &g.name,
+                    avatar: &g.avatar,
+                    creator_id: Id::Num(g.creator),
+                    group_type: g.group_type,
+                    group_updated: g.updated,
+                    member_ids: ids(&g.members),
+                })
+                .collect();
+            encode_capped(st, &items, reserved, |p| {
+                Pdu::RecentGroupListResponse(RecentGroupListResponse { groups: p.to_vec() })
+            })
+        },
+    )
+}
+
+type FetchGroups = fn(&rusqlite::Connection, u32, u32) -> Result<Vec<Group>, StoreError>;
+
+/// A group list request: `fetch` on a reader, the list encoded by `encode`, then the 2/4 of the
+/// listed groups' online members (B-PRES-5).
+fn group_list(
+    cx: &Ctx<'_>,
+    mc: &mut MsgConn,
+    limit: u32,
+    what: &'static str,
+    fetch: FetchGroups,
+    encode: fn(&State, &[Group], u16) -> Vec<u8>,
+) -> Step {
     let Some(sess) = mc.session.clone() else {
         return Step::Now(Vec::new());
     };
     let reserved = cx.reserved;
-    let limit = cx.st.cfg.max_recent_groups;
     submit_read(cx, mc, move |db, st| {
-        let list: Vec<Group> = match groups::recent_groups_of(db, sess.user_id, limit) {
+        let list = match fetch(db, sess.user_id, limit) {
             Ok(l) => l,
             Err(e) => {
-                store_error(st, "recent groups", &e);
+                store_error(st, what, &e);
                 return Vec::new();
             }
         };
-        let items: Vec<RecentGroupInfo<'_>> = list
-            .iter()
-            .map(|g| RecentGroupInfo {
-                group_id: Id::Num(g.id),
-                name: &g.name,
-                avatar: &g.avatar,
-                creator_id: Id::Num(g.creator),
-                group_type: g.group_type,
-                group_updated: g.updated,
-                member_ids: ids(&g.members),
-            })
-            .collect();
-        let frame = encode_capped(st, &items, reserved, |p| {
-            Pdu::RecentGroupListResponse(RecentGroupListResponse { groups: p.to_vec() })
-        });
-        let mut out = vec![Effect::Reply(frame)];
+        let mut out = vec![Effect::Reply(encode(st, &list, reserved))];
         out.extend(online_members(
             st,
             &sess,
@@ -300,11 +313,20 @@ pub fn unread_msgs(cx: &Ctx<'_>, mc: &mut MsgConn, r: &GroupUnreadMsgRequest<'_>
     })
 }
 
-/// 5/11 (B-GRP-13): moves my cursor in my family; no reply. Non-member: a no-op write.
+/// 5/11 (B-GRP-13): moves my cursor in my family; no reply. A non-member (per the cache) is
+/// ignored without a write; the writer still checks membership authoritatively.
 pub fn read_ack(cx: &Ctx<'_>, mc: &mut MsgConn, r: &GroupReadAck<'_>) -> Step {
     let (Some(sess), Some(group)) = (mc.session.clone(), r.group_id.value()) else {
         return Step::Now(Vec::new());
     };
+    if !cx
+        .st
+        .groups
+        .live(group)
+        .is_some_and(|g| g.is_member(sess.user_id))
+    {
+        return Step::Now(Vec::new());
+    }
     let op = WriteOp::GroupReadAck {
         user: sess.user_id,
         group,
