@@ -81,6 +81,7 @@ pub const KEYS: &[&str] = &[
     "OfflineFileDays",
     "MaxOfflineFiles",
     "TaskTimeout",
+    "FileSweepInterval",
     "TokenGrace",
     "MsfsMaxFileSize",
     "MsfsRequireToken",
@@ -159,6 +160,8 @@ pub struct Config {
     pub offline_file_days: u32,
     pub max_offline_files: u32,
     pub task_timeout: Duration,
+    /// How often the file role deletes expired offline files (B-FILE-15: at least hourly).
+    pub file_sweep_interval: Duration,
     pub token_grace: Duration,
     pub msfs_max_file_size: u64,
     pub msfs_require_token: bool,
@@ -220,6 +223,7 @@ impl Default for Config {
             offline_file_days: 7,
             max_offline_files: 50,
             task_timeout: Duration::from_secs(3600),
+            file_sweep_interval: Duration::from_secs(3600),
             token_grace: Duration::from_secs(60),
             msfs_max_file_size: 5_242_880,
             msfs_require_token: true,
@@ -581,6 +585,9 @@ impl Config {
             "OfflineFileDays" => self.offline_file_days = int(v, 1, 3650)?,
             "MaxOfflineFiles" => self.max_offline_files = list_cap(v)?,
             "TaskTimeout" => self.task_timeout = secs(v, 1)?,
+            "FileSweepInterval" => {
+                self.file_sweep_interval = int(v, 1, 3600).map(Duration::from_secs)?
+            }
             "TokenGrace" => self.token_grace = secs(v, 0)?,
             "MsfsMaxFileSize" => self.msfs_max_file_size = int(v, 1, u64::MAX)?,
             "MsfsRequireToken" => self.msfs_require_token = boolean(v)?,
@@ -642,6 +649,7 @@ impl fmt::Debug for Config {
             .field("offline_file_days", &self.offline_file_days)
             .field("max_offline_files", &self.max_offline_files)
             .field("task_timeout", &self.task_timeout)
+            .field("file_sweep_interval", &self.file_sweep_interval)
             .field("token_grace", &self.token_grace)
             .field("msfs_max_file_size", &self.msfs_max_file_size)
             .field("msfs_require_token", &self.msfs_require_token)

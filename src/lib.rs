@@ -40,6 +40,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod file;
 pub mod login;
 pub mod msg;
 pub mod net;

@@ -7,7 +7,9 @@ use std::thread::JoinHandle;
 
 use crate::admin::http::AdminHttp;
 use crate::config::Config;
+use crate::file::{FileDeps, FileRole};
 use crate::msg::directory::Directory;
+use crate::msg::file::MsgSide;
 use crate::msg::groups::GroupCache;
 use crate::msg::outlet::WorkerOutlet;
 use crate::net::listener::bind_group;
@@ -47,7 +49,9 @@ pub struct Running {
     pub msg_addr: SocketAddr,
     pub login_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    pub file_addr: SocketAddr,
     admin: Option<AdminHttp>,
+    file: Option<FileRole>,
     pub state: Arc<State>,
     threads: Vec<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
@@ -77,6 +81,8 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let admin_addr = admin_listener
         .local_addr()
         .map_err(io_err("bind AdminListen"))?;
+    let file_listener =
+        std::net::TcpListener::bind(cfg.file_listen).map_err(io_err("bind FileListen"))?;
 
     let st = Arc::new(State::new(
         cfg,
@@ -131,13 +137,25 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
             .map_err(io_err("spawn worker"))?;
         threads.push(t);
     }
+    let side = MsgSide::new(&st);
+    let deps = FileDeps {
+        tokens: side.clone(),
+        notice: side,
+        counters: Arc::clone(&st.counters),
+    };
+    let (file, hub) =
+        FileRole::spawn(&st.cfg, file_listener, deps).map_err(io_err("start the file role"))?;
+    let file_addr = file.addr;
+    let _ = st.file.set(hub);
     let admin =
         AdminHttp::spawn(admin_listener, Arc::clone(&st)).map_err(io_err("spawn admin-http"))?;
     Ok(Running {
         msg_addr,
         login_addr,
         admin_addr,
+        file_addr,
         admin: Some(admin),
+        file: Some(file),
         state: st,
         threads,
         writer: Some(writer),
@@ -149,6 +167,7 @@ impl Running {
     pub fn announce(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "listening login {}", self.login_addr)?;
         writeln!(out, "listening msg {}", self.msg_addr)?;
+        writeln!(out, "listening file {}", self.file_addr)?;
         writeln!(out, "listening admin {}", self.admin_addr)?;
         writeln!(out, "ready")?;
         out.flush()
@@ -159,6 +178,9 @@ impl Running {
         // First the admin thread: it holds the state (and so the writer's channel) too.
         if let Some(a) = self.admin.take() {
             a.stop();
+        }
+        if let Some(f) = self.file.take() {
+            f.stop();
         }
         for h in self.state.workers().all() {
             h.send(WorkerMsg::Shutdown);

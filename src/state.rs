@@ -32,6 +32,8 @@ pub struct State {
     pub tokens: Mutex<TokenRegistry>,
     pub writer: Sender<WriteJob<WriteTag>>,
     pub readers: Readers,
+    /// The file role's entrance, set once the file role runs (absent: 6/10 answers result 8).
+    pub file: OnceLock<crate::file::hub::FileHub>,
     /// Set once the workers exist (they need the state first).
     pub workers: OnceLock<Workers>,
     /// The msg listener's bound address (its port goes into 1/2).
@@ -65,6 +67,7 @@ impl State {
             groups,
             writer,
             readers,
+            file: OnceLock::new(),
             workers: OnceLock::new(),
             msg_addr,
             msg_conns: AtomicUsize::new(0),

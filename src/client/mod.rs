@@ -10,6 +10,8 @@ use std::time::Duration;
 use crate::proto::frame::{self, Header, HEADER_LEN};
 use crate::proto::{Dir, Id, LoginRequest, MsgData, Pdu, ProtoError};
 
+pub mod file;
+
 /// Default read timeout of a new client.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 

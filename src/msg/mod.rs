@@ -13,6 +13,7 @@
 pub mod buddy;
 pub mod chat;
 pub mod directory;
+pub mod file;
 pub mod group;
 pub mod groups;
 pub mod login;
@@ -341,8 +342,12 @@ pub fn on_pdu(
         Pdu::GroupInfoRequest(r) => group::info(cx, mc, &r),
         Pdu::GroupUnreadCountRequest => group::unread_count(cx, mc),
         Pdu::GroupUnreadMsgRequest(r) => group::unread_msgs(cx, mc, &r),
+        Pdu::FileRequest(r) => file::request(cx, mc, &r),
+        Pdu::OfflineFileListRequest => file::offline_list(cx, mc),
+        Pdu::AddOfflineFile(r) => file::add_report(cx, mc, &r),
+        Pdu::DeleteOfflineFile(r) => file::delete(cx, mc, &r),
         other => {
-            // Commands of later modules (groups, files) and ones valid only on other ports.
+            // Commands valid only on other ports (groups, files) and ones valid only on other ports.
             log::debug!(target: "msg", "conn={:?} unhandled {:?}", cx.conn, other.module_command());
             bump(&st.counters.unknown_pdus);
             Step::Now(Vec::new())

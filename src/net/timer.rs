@@ -11,7 +11,7 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// A due entry: which slab slot and generation it was armed for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerKey {
     pub slot: usize,
     pub generation: u32,

@@ -12,6 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub mod departs;
 mod error;
+pub mod files;
 pub mod groups;
 pub mod messages;
 pub mod readers;
@@ -43,6 +44,7 @@ pub enum Family {
 const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/001_init.sql"),
     include_str!("../../sql/002_groups.sql"),
+    include_str!("../../sql/003_files.sql"),
 ];
 
 /// The schema version this build writes and understands.

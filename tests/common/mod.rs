@@ -27,6 +27,8 @@ pub struct Server {
     pub login: SocketAddr,
     /// The admin HTTP API (`listening admin ADDR`).
     pub admin: SocketAddr,
+    /// The file port (`listening file ADDR`).
+    pub file: SocketAddr,
 }
 
 /// The conf every test server starts from; `extra` lines are appended (later keys must not
@@ -85,6 +87,7 @@ impl Server {
             msg: "127.0.0.1:1".parse().unwrap(),
             login: "127.0.0.1:1".parse().unwrap(),
             admin: "127.0.0.1:1".parse().unwrap(),
+            file: "127.0.0.1:1".parse().unwrap(),
         };
         s.spawn();
         (s, ids)
@@ -123,6 +126,7 @@ impl Server {
                 ["listening", "msg", a] => self.msg = a.parse().unwrap(),
                 ["listening", "login", a] => self.login = a.parse().unwrap(),
                 ["listening", "admin", a] => self.admin = a.parse().unwrap(),
+                ["listening", "file", a] => self.file = a.parse().unwrap(),
                 ["ready"] => break,
                 _ => {}
             }
@@ -174,6 +178,19 @@ impl Server {
         let info = c.login(name, pw, 1, client_type).unwrap();
         assert_eq!(info.result, 0, "login of {name} failed");
         (c, info.user_id)
+    }
+
+    /// Like [`Server::login`], also returning the session token (B-TOK-1).
+    pub fn login_token(&self, name: &str, pw: &str, client_type: u32) -> (Client, u32, String) {
+        let mut c = self.connect();
+        let info = c.login(name, pw, 1, client_type).unwrap();
+        assert_eq!(info.result, 0, "login of {name} failed");
+        (c, info.user_id, info.token)
+    }
+
+    /// A connection to the file port.
+    pub fn file_conn(&self) -> Client {
+        Client::connect(self.file).unwrap()
     }
 
     pub fn admin(&self, args: &[&str]) -> String {

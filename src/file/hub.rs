@@ -1,0 +1,154 @@
+//! The way into the file role from the msg role: new tasks (6/10), offline-file deletions
+//! (6/19), and the addresses clients are sent to (6/11, 6/12, 6/17).
+//!
+//! The file role owns every task; the msg role only announces them. A task is announced on the
+//! file worker's channel before its 6/11 is queued, so by the time the client's 6/1 arrives on
+//! the file port the announcement is already in the channel, and the worker drains its channel
+//! before it looks a task up (see [`super::worker`]).
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::io::IoJob;
+use super::FileMsg;
+use crate::auth::token::new_token;
+
+/// 6/10 `trans_mode` / 6/4 `mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransMode {
+    Online = 1,
+    Offline = 2,
+}
+
+/// One transfer between a sender and a receiver (B-FILE-3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// Server-generated, B-TOK-1 layout: the only client-visible name of the task, and with
+    /// the receiver id the only part of a disk path (B-FILE-16).
+    pub id: String,
+    pub from: u32,
+    pub to: u32,
+    pub name: Vec<u8>,
+    pub size: u32,
+    pub mode: TransMode,
+}
+
+/// Why a task could not be created (6/11 result 2 or 8).
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateError {
+    /// No random id, or the file role's queue is full: 6/11 result 2.
+    NotCreatable,
+    /// The file role is not running: 6/11 result 8.
+    NoFileService,
+}
+
+/// Token validity as the msg role knows it (B-TOK-2).
+pub trait TokenCheck: Send + Sync {
+    fn valid_for(&self, token: &[u8], user: u32) -> bool;
+}
+
+/// What the file role tells the msg role: an offline upload is complete and recorded, so every
+/// session of the receiver gets 6/12 with `offline_ready` 1 (B-FILE-9).
+pub trait ReadyNotice: Send + Sync {
+    fn upload_complete(&self, task: &Task);
+}
+
+/// Shared handle: cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct FileHub {
+    worker: Sender<FileMsg>,
+    waker: Arc<mio::Waker>,
+    io: Sender<IoJob>,
+    /// (ip, port) for every `FileAddr` entry, port = the bound file port.
+    pub addrs: Arc<[(Vec<u8>, u16)]>,
+}
+
+impl FileHub {
+    pub(super) fn new(
+        worker: Sender<FileMsg>,
+        waker: Arc<mio::Waker>,
+        io: Sender<IoJob>,
+        addrs: Vec<(Vec<u8>, u16)>,
+    ) -> FileHub {
+        FileHub {
+            worker,
+            waker,
+            io,
+            addrs: addrs.into(),
+        }
+    }
+
+    /// B-FILE-3: a new task with a random id, announced to the file role.
+    pub fn create_task(
+        &self,
+        from: u32,
+        to: u32,
+        name: &[u8],
+        size: u32,
+        mode: TransMode,
+    ) -> Result<Task, CreateError> {
+        let id = new_token().map_err(|_| CreateError::NotCreatable)?;
+        let task = Task {
+            id,
+            from,
+            to,
+            name: name.to_vec(),
+            size,
+            mode,
+        };
+        match self.worker.try_send(FileMsg::TaskCreated(task.clone())) {
+            Ok(()) => {
+                let _ = self.waker.wake();
+                Ok(task)
+            }
+            Err(TrySendError::Full(_)) => Err(CreateError::NotCreatable),
+            Err(TrySendError::Disconnected(_)) => Err(CreateError::NoFileService),
+        }
+    }
+
+    /// B-FILE-14: delete the offline file `task_id` if it goes from `from` to `to` (record
+    /// first, then the bytes). Fire and forget: 6/19 has no reply.
+    pub fn delete_offline(&self, task_id: &[u8], from: u32, to: u32) -> bool {
+        self.io
+            .try_send(IoJob::Delete {
+                task_id: task_id.to_vec(),
+                from,
+                to,
+            })
+            .is_ok()
+    }
+}
+
+/// Whether `s` has the layout of a server-generated id (B-TOK-1): 8-4-4-4-12 lowercase hex.
+/// Only such strings are ever joined into a disk path (B-FILE-16).
+pub fn is_server_id(s: &[u8]) -> bool {
+    s.len() == 36
+        && s.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_server_ids_pass() {
+        let good = new_token().unwrap();
+        assert!(is_server_id(good.as_bytes()));
+        for bad in [
+            "../x",
+            "",
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c",
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c88",
+            "6BA7B810-9DAD-11D1-80B4-00C04FD430C8",
+            "6ba7b810/9dad-11d1-80b4-00c04fd430c8",
+            "../../../../../../../../etc/passwd/x",
+            "6ba7b810-9dad-11d1-80b4-00c04fd4/../",
+        ] {
+            assert!(!is_server_id(bad.as_bytes()), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Thread "file-io": every disk and database operation of the file role, so the file worker's
+//! event loop never blocks (architecture.md section 2).
+//!
+//! - Offline uploads go to `DataDir/offline/tmp/<task>.part`, one segment at a time; on
+//!   completion the file is fsynced, renamed to `DataDir/offline/<to_id>/<task>`, the directory
+//!   fsynced, and only then the record committed (B-FILE-9). A crash before the commit leaves a
+//!   stray file that the start-up sweep removes, never a record without its file.
+//! - Downloads: the record is checked and the finished file mapped with `memmap2`; the worker
+//!   copies pulls straight from the map (B-FILE-11).
+//! - The sweeper runs at start-up and every `FileSweepInterval`: records older than
+//!   `OfflineFileDays` go first, then their files (B-FILE-15).
+//!
+//! Paths are built from server-generated ids only: the receiver id (a number) and a task id that
+//! passed [`is_server_id`] (B-FILE-16).
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use memmap2::Mmap;
+use rusqlite::Connection;
+
+use super::hub::{is_server_id, ReadyNotice, Task};
+use super::{Cid, FileMsg};
+use crate::stats::{bump, Counters};
+use crate::store::files::{self, OfflineFile};
+
+/// Work for the io thread.
+#[derive(Debug)]
+pub enum IoJob {
+    /// Start (or restart at offset 0) the upload of an offline task.
+    Begin { task: Arc<Task>, by: Cid },
+    /// Append one verified segment to the task's temporary file.
+    Append {
+        task_id: String,
+        by: Cid,
+        data: Vec<u8>,
+    },
+    /// The last segment is in: fsync, rename, commit the record, tell the receiver.
+    Finish { task: Arc<Task>, by: Cid },
+    /// Drop the temporary file of an abandoned upload (B-FILE-10).
+    Abandon { task_id: String },
+    /// 6/1 mode 4: find the record and map the file.
+    OpenDownload {
+        cid: Cid,
+        task_id: Vec<u8>,
+        user: u32,
+    },
+    /// 6/19: delete a record and its file (B-FILE-14).
+    Delete {
+        task_id: Vec<u8>,
+        from: u32,
+        to: u32,
+    },
+    /// End the thread (the file role is stopping).
+    Stop,
+}
+
+/// An io result, sent back to the worker. `by` is the uploader connection of the attempt.
+pub enum IoDone {
+    Began {
+        task_id: String,
+        by: Cid,
+        ok: bool,
+    },
+    Appended {
+        task_id: String,
+        by: Cid,
+        ok: bool,
+    },
+    Finished {
+        task_id: String,
+        by: Cid,
+        ok: bool,
+    },
+    Opened {
+        cid: Cid,
+        file: Option<(OfflineFile, Arc<Mmap>)>,
+    },
+}
+
+/// What the io thread needs besides its channel.
+pub struct IoSetup {
+    pub db: Connection,
+    pub data_dir: PathBuf,
+    pub offline_days: u32,
+    pub sweep_every: Duration,
+    pub notice: Arc<dyn ReadyNotice>,
+    pub counters: Arc<Counters>,
+}
+
+/// `DataDir/offline`.
+pub fn offline_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("offline")
+}
+
+/// Where a finished offline file lives; `None` unless `task_id` is a server id.
+pub fn stored_path(data_dir: &Path, to: u32, task_id: &str) -> Option<PathBuf> {
+    is_server_id(task_id.as_bytes())
+        .then(|| offline_dir(data_dir).join(to.to_string()).join(task_id))
+}
+
+fn temp_path(data_dir: &Path, task_id: &str) -> Option<PathBuf> {
+    is_server_id(task_id.as_bytes()).then(|| {
+        offline_dir(data_dir)
+            .join("tmp")
+            .join(format!("{task_id}.part"))
+    })
+}
+
+struct Io {
+    s: IoSetup,
+    uploads: HashMap<String, File>,
+    reply: Sender<FileMsg>,
+    waker: Arc<mio::Waker>,
+}
+
+/// Runs the io thread until every sender of `jobs` is gone.
+pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker: Arc<mio::Waker>) {
+    let mut io = Io {
+        s: setup,
+        uploads: HashMap::new(),
+        reply,
+        waker,
+    };
+    io.clear_temp();
+    io.sweep();
+    let mut next_sweep = Instant::now() + io.s.sweep_every;
+    loop {
+        let wait = next_sweep.saturating_duration_since(Instant::now());
+        match jobs.recv_timeout(wait) {
+            Ok(IoJob::Stop) => break,
+            Ok(job) => io.handle(job),
+            Err(RecvTimeoutError::Timeout) => {
+                io.sweep();
+                next_sweep = Instant::now() + io.s.sweep_every;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    io.clear_temp();
+}
+
+impl Io {
+    fn send(&self, done: IoDone) {
+        if self.reply.send(FileMsg::Io(done)).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    fn handle(&mut self, job: IoJob) {
+        match job {
+            IoJob::Begin { task, by } => {
+                let ok = self
+                    .begin(&task.id)
+                    .map_err(|e| log_io("begin", &task.id, e));
+                self.send(IoDone::Began {
+                    task_id: task.id.clone(),
+                    by,
+                    ok: ok.is_ok(),
+                });
+            }
+            IoJob::Append { task_id, by, data } => {
+                let ok = match self.uploads.get_mut(&task_id) {
+                    Some(f) => f
+                        .write_all(&data)
+                        .map_err(|e| log_io("append", &task_id, e)),
+                    None => Err(()),
+                };
+                if ok.is_err() {
+                    self.abandon(&task_id);
+                }
+                self.send(IoDone::Appended {
+                    task_id,
+                    by,
+                    ok: ok.is_ok(),
+                });
+            }
+            IoJob::Finish { task, by } => {
+                let ok = self.finish(&task);
+                if ok {
+                    self.s.notice.upload_complete(&task);
+                } else {
+                    self.abandon(&task.id);
+                }
+                self.send(IoDone::Finished {
+                    task_id: task.id.clone(),
+                    by,
+                    ok,
+                });
+            }
+            IoJob::Abandon { task_id } => self.abandon(&task_id),
+            IoJob::OpenDownload { cid, task_id, user } => {
+                let file = self.open_download(&task_id, user);
+                self.send(IoDone::Opened { cid, file });
+            }
+            IoJob::Delete { task_id, from, to } => self.delete(&task_id, from, to),
+            IoJob::Stop => {}
+        }
+    }
+
+    fn begin(&mut self, task_id: &str) -> io::Result<()> {
+        let path = temp_path(&self.s.data_dir, task_id)
+            .ok_or_else(|| io::Error::other("not a server id"))?;
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        self.uploads.insert(task_id.to_string(), f);
+        Ok(())
+    }
+
+    /// fsync, rename into place, fsync the directory, commit the record (B-FILE-9).
+    fn finish(&mut self, task: &Task) -> bool {
+        let Some(file) = self.uploads.remove(&task.id) else {
+            return false;
+        };
+        let (Some(tmp), Some(dest)) = (
+            temp_path(&self.s.data_dir, &task.id),
+            stored_path(&self.s.data_dir, task.to, &task.id),
+        ) else {
+            return false;
+        };
+        let placed = (|| -> io::Result<()> {
+            if file.metadata()?.len() != u64::from(task.size) {
+                return Err(io::Error::other("size differs from the task"));
+            }
+            file.sync_all()?;
+            drop(file);
+            let dir = dest.parent().ok_or_else(|| io::Error::other("no parent"))?;
+            fs::create_dir_all(dir)?;
+            fs::rename(&tmp, &dest)?;
+            File::open(dir)?.sync_all()
+        })();
+        if let Err(e) = placed {
+            log_io("finish", &task.id, e);
+            let _ = fs::remove_file(&tmp);
+            return false;
+        }
+        let rec = OfflineFile {
+            task_id: task.id.clone(),
+            from_id: task.from,
+            to_id: task.to,
+            file_name: task.name.clone(),
+            file_size: task.size,
+            created: crate::state::unix_now(),
+        };
+        if let Err(e) = files::insert(&self.s.db, &rec) {
+            bump(&self.s.counters.store_failures);
+            log::error!(target: "file", "task {}: record not stored: {e}", task.id);
+            let _ = fs::remove_file(&dest);
+            return false;
+        }
+        log::info!(target: "file", "task {}: offline file of {} bytes stored for {}", task.id, task.size, task.to);
+        true
+    }
+
+    fn abandon(&mut self, task_id: &str) {
+        self.uploads.remove(task_id);
+        if let Some(p) = temp_path(&self.s.data_dir, task_id) {
+            let _ = fs::remove_file(p);
+        }
+    }
+
+    /// The oldest `created` still served.
+    fn not_before(&self) -> u32 {
+        crate::state::unix_now().saturating_sub(self.s.offline_days.saturating_mul(86_400))
+    }
+
+    fn open_download(&self, task_id: &[u8], user: u32) -> Option<(OfflineFile, Arc<Mmap>)> {
+        if !is_server_id(task_id) {
+            return None;
+        }
+        let task_id = std::str::from_utf8(task_id).ok()?;
+        let rec = match files::get(&self.s.db, task_id, self.not_before()) {
+            Ok(Some(r)) if r.to_id == user => r,
+            Ok(_) => return None,
+            Err(e) => {
+                bump(&self.s.counters.store_failures);
+                log::error!(target: "file", "lookup of {task_id}: {e}");
+                return None;
+            }
+        };
+        let path = stored_path(&self.s.data_dir, rec.to_id, &rec.task_id)?;
+        let map = (|| -> io::Result<Mmap> {
+            let f = File::open(&path)?;
+            // SAFETY: the file is never written after its rename into place; deletion only
+            // unlinks it, which leaves an existing map valid.
+            unsafe { Mmap::map(&f) }
+        })();
+        match map {
+            Ok(m) if m.len() as u64 == u64::from(rec.file_size) => Some((rec, Arc::new(m))),
+            Ok(_) => {
+                log::error!(target: "file", "{}: size on disk differs from its record", path.display());
+                None
+            }
+            Err(e) => {
+                log::error!(target: "file", "open {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    fn delete(&self, task_id: &[u8], from: u32, to: u32) {
+        let Some(task_id) = std::str::from_utf8(task_id)
+            .ok()
+            .filter(|t| is_server_id(t.as_bytes()))
+        else {
+            bump(&self.s.counters.file_rejected);
+            return;
+        };
+        match files::delete(&self.s.db, task_id, from, to) {
+            Ok(true) => {
+                if let Some(p) = stored_path(&self.s.data_dir, to, task_id) {
+                    let _ = fs::remove_file(p);
+                }
+                log::info!(target: "file", "offline file {task_id} deleted by its receiver {to}");
+            }
+            Ok(false) => bump(&self.s.counters.file_rejected),
+            Err(e) => {
+                bump(&self.s.counters.store_failures);
+                log::error!(target: "file", "delete {task_id}: {e}");
+            }
+        }
+    }
+
+    /// B-FILE-15: records first (so nothing lists or serves them), then the files.
+    fn sweep(&self) {
+        match files::delete_older(&self.s.db, self.not_before()) {
+            Ok(gone) => {
+                for (task, to) in &gone {
+                    if let Some(p) = stored_path(&self.s.data_dir, *to, task) {
+                        let _ = fs::remove_file(p);
+                    }
+                }
+                if !gone.is_empty() {
+                    log::info!(target: "file", "sweeper: {} expired offline files deleted", gone.len());
+                }
+            }
+            Err(e) => {
+                bump(&self.s.counters.store_failures);
+                log::error!(target: "file", "sweeper: {e}");
+            }
+        }
+    }
+
+    /// Temporary files of uploads that were running when the process stopped.
+    fn clear_temp(&self) {
+        let dir = offline_dir(&self.s.data_dir).join("tmp");
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if !self
+                    .uploads
+                    .contains_key(e.file_name().to_string_lossy().trim_end_matches(".part"))
+                {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+fn log_io(what: &str, task: &str, e: io::Error) {
+    log::error!(target: "file", "task {task}: {what}: {e}");
+}

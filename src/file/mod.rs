@@ -1,0 +1,133 @@
+//! The file role (protocol.md §9.6, behaviour.md B-FILE): 6/1 .. 6/5 on `FileListen`.
+//!
+//! ```text
+//!   msg workers --6/10: TaskCreated--+                     +--> 6/12 "offline ready" to the
+//!   (FileHub)   --6/19: Delete----+  |                     |    receiver (ReadyNotice)
+//!                                 |  v                     |
+//!   file port --> [ file-worker: mio loop, Core ] <--IoDone-- [ file-io: disk + SQLite ]
+//!                       |  Act::Io(IoJob) ------------------>      temp file, fsync, rename,
+//!                       v                                          record, mmap, sweeper
+//!                 sockets: relay 6/4 / 6/5 between online parties, pull offline uploads,
+//!                 serve offline downloads from the mmap
+//! ```
+//!
+//! One worker thread serves every file connection; both parties of an online task are then on
+//! the same thread, so relaying a PDU is a queue push. Disk and database work happen on the io
+//! thread only ([`io`]); the worker never blocks. The decisions are in [`core::Core`], a
+//! function of state and events that the tests drive without sockets.
+
+pub mod core;
+pub mod hub;
+pub mod io;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use crate::config::Config;
+pub use crate::net::timer::TimerKey as Cid;
+use crate::stats::Counters;
+use hub::{FileHub, ReadyNotice, Task, TokenCheck};
+use io::{IoDone, IoJob, IoSetup};
+
+/// Messages to the file worker.
+pub enum FileMsg {
+    /// A task announced by the msg role (6/10).
+    TaskCreated(Task),
+    /// A result of the io thread.
+    Io(IoDone),
+    Shutdown,
+}
+
+/// How many announcements may wait for the file worker before 6/10 answers result 2.
+const TASK_QUEUE: usize = 4096;
+
+/// What the msg role lends the file role.
+pub struct FileDeps {
+    pub tokens: Arc<dyn TokenCheck>,
+    pub notice: Arc<dyn ReadyNotice>,
+    pub counters: Arc<Counters>,
+}
+
+/// The running file role.
+pub struct FileRole {
+    pub addr: SocketAddr,
+    worker: Option<JoinHandle<()>>,
+    io: Option<JoinHandle<()>>,
+    tx: Sender<FileMsg>,
+    io_tx: Sender<IoJob>,
+    waker: Arc<mio::Waker>,
+}
+
+impl FileRole {
+    /// Binds nothing: `listener` is already bound to `FileListen`. Starts threads "file-worker"
+    /// and "file-io" and returns the role and the hub the msg role talks to.
+    pub fn spawn(
+        cfg: &Config,
+        listener: std::net::TcpListener,
+        deps: FileDeps,
+    ) -> std::io::Result<(FileRole, FileHub)> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), worker::WAKE)?);
+        let (tx, rx) = crossbeam_channel::bounded(TASK_QUEUE);
+        let (io_tx, io_rx) = crossbeam_channel::unbounded();
+        let db = crate::store::open(&cfg.db_path(), cfg.db_sync)
+            .map_err(|e| std::io::Error::other(format!("file role database: {e}")))?;
+        let setup = IoSetup {
+            db,
+            data_dir: cfg.data_dir.clone(),
+            offline_days: cfg.offline_file_days,
+            sweep_every: cfg.file_sweep_interval.max(Duration::from_secs(1)),
+            notice: deps.notice,
+            counters: Arc::clone(&deps.counters),
+        };
+        // The io thread answers on the worker's channel; that send never blocks the io thread
+        // for long because the worker drains its channel on every loop iteration.
+        let (reply_tx, reply_waker) = (tx.clone(), Arc::clone(&waker));
+        let io = std::thread::Builder::new()
+            .name("file-io".into())
+            .spawn(move || io::run(setup, io_rx, reply_tx, reply_waker))?;
+        let core = core::Core::new(deps.tokens, deps.counters.clone(), cfg.task_timeout);
+        let w =
+            worker::FileWorker::new(cfg, poll, listener, rx, io_tx.clone(), core, deps.counters)?;
+        let worker = std::thread::Builder::new()
+            .name("file-worker".into())
+            .spawn(move || w.run())?;
+        let addrs = cfg
+            .file_addr
+            .iter()
+            .map(|ip| (ip.clone().into_bytes(), addr.port()))
+            .collect();
+        let hub = FileHub::new(tx.clone(), Arc::clone(&waker), io_tx.clone(), addrs);
+        Ok((
+            FileRole {
+                addr,
+                worker: Some(worker),
+                io: Some(io),
+                tx,
+                io_tx,
+                waker,
+            },
+            hub,
+        ))
+    }
+
+    /// Stops the worker, then the io thread (which drops what it borrowed from the msg role).
+    pub fn stop(mut self) {
+        let _ = self.tx.send(FileMsg::Shutdown);
+        let _ = self.waker.wake();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+        let _ = self.io_tx.send(IoJob::Stop);
+        if let Some(t) = self.io.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,559 @@
+//! Thread "file-worker": the sockets of the file port. Framing, timers and output queues as in
+//! the msg workers ([`crate::net`]); the decisions are [`Core`]'s.
+//!
+//! Per connection: one deadline (no 6/1 within `LoginTimeout`, no byte received for
+//! `TaskTimeout`, or the flush limit of a closing connection) and one heartbeat time (7/1
+//! after 5 s without sending, B-HB-3), both in one deadline heap with lazy re-arming. Input
+//! waits while the connection's own io job is in flight or while its output is above half of
+//! `OutBufCap` (a client that pipelines pulls is slowed down, not dropped); a relayed PDU that
+//! would push the other party's queue over `OutBufCap` closes that party (slow consumer).
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::core::{Act, Core};
+use super::io::IoJob;
+use super::{Cid, FileMsg};
+use crate::config::Config;
+use crate::net::outq::{Flushed, OutQueue};
+use crate::net::timer::DeadlineHeap;
+use crate::proto::frame::{self, Header, HEADER_LEN};
+use crate::proto::{Dir, Pdu};
+use crate::stats::{bump, Counters};
+
+pub const WAKE: Token = Token(0);
+const LISTENER: Token = Token(1);
+const CONN_BASE: usize = 2;
+/// B-HB-3: a logged-in file connection gets 7/1 after this long without output.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long a closing connection may flush (a protocol error, an ended task).
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+/// Bytes read from one connection before the others get their turn.
+const READ_BUDGET: usize = 1 << 20;
+
+struct FileConn {
+    stream: TcpStream,
+    generation: u32,
+    peer: std::net::SocketAddr,
+    inbuf: Vec<u8>,
+    out: OutQueue,
+    want_write: bool,
+    closing: bool,
+    /// Close at this time (login timeout, idle timeout or flush limit).
+    deadline: Instant,
+    /// Send 7/1 at this time if logged in.
+    heartbeat: Instant,
+    /// The time of this connection's live heap entry.
+    armed: Option<Instant>,
+}
+
+impl FileConn {
+    fn next_due(&self) -> Instant {
+        if self.closing {
+            self.deadline
+        } else {
+            self.deadline.min(self.heartbeat)
+        }
+    }
+}
+
+pub struct FileWorker {
+    poll: Poll,
+    listener: TcpListener,
+    rx: Receiver<FileMsg>,
+    io: Sender<IoJob>,
+    core: Core,
+    counters: Arc<Counters>,
+    conns: Slab<FileConn>,
+    next_generation: u32,
+    timers: DeadlineHeap,
+    dirty: Vec<usize>,
+    resume: Vec<Cid>,
+    scratch: Vec<u8>,
+    max_pdu: u32,
+    max_conns: usize,
+    out_cap: usize,
+    login_timeout: Duration,
+    idle_timeout: Duration,
+    stop: bool,
+}
+
+impl FileWorker {
+    pub fn new(
+        cfg: &Config,
+        poll: Poll,
+        listener: std::net::TcpListener,
+        rx: Receiver<FileMsg>,
+        io: Sender<IoJob>,
+        core: Core,
+        counters: Arc<Counters>,
+    ) -> io::Result<FileWorker> {
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(FileWorker {
+            poll,
+            listener,
+            rx,
+            io,
+            core,
+            counters,
+            conns: Slab::new(),
+            next_generation: 1,
+            timers: DeadlineHeap::default(),
+            dirty: Vec::new(),
+            resume: Vec::new(),
+            scratch: vec![0u8; 256 * 1024],
+            max_pdu: cfg.max_pdu_size,
+            max_conns: cfg.max_conn_cnt,
+            out_cap: cfg.out_buf_cap,
+            login_timeout: cfg.login_timeout,
+            idle_timeout: cfg.task_timeout,
+            stop: false,
+        })
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        while !self.stop {
+            let now = Instant::now();
+            let next = [self.timers.next(), self.core.next_expiry()]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = if self.dirty.is_empty() && self.resume.is_empty() {
+                next.map_or(Duration::from_secs(1), |t| {
+                    t.saturating_duration_since(now).min(Duration::from_secs(1))
+                })
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!(target: "file", "file worker poll failed: {e}");
+                break;
+            }
+            // Announcements first: a 6/1 read below may name a task announced just now.
+            self.drain_channel();
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKE => {}
+                    LISTENER => self.accept(),
+                    Token(t) => {
+                        let slot = t - CONN_BASE;
+                        if ev.is_writable() {
+                            self.flush(slot);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.service(slot);
+                        }
+                    }
+                }
+            }
+            self.drain_channel();
+            for cid in std::mem::take(&mut self.resume) {
+                if let Some(slot) = self.slot_of(cid) {
+                    self.service(slot);
+                }
+            }
+            self.expire();
+            self.flush_dirty();
+        }
+        log::debug!(target: "file", "file worker stopped with {} connections", self.conns.len());
+    }
+
+    fn slot_of(&self, cid: Cid) -> Option<usize> {
+        match self.conns.get(cid.slot) {
+            Some(c) if c.generation == cid.generation => Some(cid.slot),
+            _ => None,
+        }
+    }
+
+    fn cid(&self, slot: usize) -> Option<Cid> {
+        self.conns.get(slot).map(|c| Cid {
+            slot,
+            generation: c.generation,
+        })
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!(target: "file", "accept on the file port failed: {e}");
+                    return;
+                }
+            };
+            if self.conns.len() >= self.max_conns {
+                bump(&self.counters.conn_cap_rejects);
+                continue; // B-FLOW-2: closed at once
+            }
+            let _ = stream.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let slot = entry.key();
+            let generation = self.next_generation;
+            self.next_generation = self.next_generation.wrapping_add(1).max(1);
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(CONN_BASE + slot),
+                Interest::READABLE,
+            ) {
+                log::warn!(target: "file", "register failed: {e}");
+                continue;
+            }
+            let now = Instant::now();
+            let deadline = now + self.login_timeout;
+            entry.insert(FileConn {
+                stream,
+                generation,
+                peer,
+                inbuf: Vec::new(),
+                out: OutQueue::default(),
+                want_write: false,
+                closing: false,
+                deadline,
+                heartbeat: now + HEARTBEAT,
+                armed: Some(deadline.min(now + HEARTBEAT)),
+            });
+            self.timers
+                .arm(deadline.min(now + HEARTBEAT), Cid { slot, generation });
+            self.core.accepted(Cid { slot, generation });
+            log::debug!(target: "file", "file connection {slot} from {peer}");
+        }
+    }
+
+    /// Whether the connection may process more input now.
+    fn may_process(&self, slot: usize) -> bool {
+        let Some(c) = self.conns.get(slot) else {
+            return false;
+        };
+        let cid = Cid {
+            slot,
+            generation: c.generation,
+        };
+        !c.closing && c.out.len() <= self.out_cap / 2 && !self.core.waiting(cid)
+    }
+
+    fn service(&mut self, slot: usize) {
+        let mut budget = READ_BUDGET;
+        loop {
+            if !self.process(slot) {
+                return;
+            }
+            let Some(c) = self.conns.get_mut(slot) else {
+                return;
+            };
+            if budget == 0 {
+                self.resume.push(Cid {
+                    slot,
+                    generation: c.generation,
+                });
+                return;
+            }
+            match c.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.close_now(slot, "peer closed");
+                    return;
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    c.inbuf
+                        .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
+                    if !c.closing {
+                        let idle = Instant::now() + self.idle_timeout;
+                        if self.core.logged_in(Cid {
+                            slot,
+                            generation: c.generation,
+                        }) {
+                            c.deadline = idle;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.process(slot);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close_now(slot, &format!("read error: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles whole PDUs at the front of the input. False when the connection should not be
+    /// read further now (held, closing or gone).
+    fn process(&mut self, slot: usize) -> bool {
+        loop {
+            if !self.may_process(slot) {
+                return false;
+            }
+            let Some(c) = self.conns.get_mut(slot) else {
+                return false;
+            };
+            let header = match frame::check(&c.inbuf, self.max_pdu) {
+                Ok(Some(h)) => h,
+                Ok(None) => return true,
+                Err(e) => {
+                    bump(&self.counters.proto_errors);
+                    log::warn!(target: "file", "peer={} protocol error: {e}", c.peer);
+                    self.close_after_flush(slot);
+                    return false;
+                }
+            };
+            let len = header.length as usize;
+            if c.inbuf.len() < len {
+                return true;
+            }
+            let buf = std::mem::take(&mut c.inbuf);
+            let raw = buf.get(..len).unwrap_or_default();
+            self.handle_frame(slot, &header, raw);
+            if let Some(c) = self.conns.get_mut(slot) {
+                if !c.closing {
+                    c.inbuf = buf.get(len..).unwrap_or_default().to_vec();
+                }
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, slot: usize, h: &Header, raw: &[u8]) {
+        let Some(cid) = self.cid(slot) else {
+            return;
+        };
+        let mc = (h.module, h.command);
+        // protocol.md section 1: the file port serves 6/1 .. 6/5 and 7/1 only.
+        let served = (h.module == 6 && (1..=5).contains(&h.command)) || mc == (7, 1);
+        if !served || !crate::proto::is_known(Dir::ToServer, h.module, h.command) {
+            bump(&self.counters.unknown_pdus);
+            return;
+        }
+        // P-13: before login only 6/1 and 7/1.
+        if !self.core.logged_in(cid) && mc != (6, 1) && mc != (7, 1) {
+            bump(&self.counters.ignored_before_login);
+            return;
+        }
+        let body = raw.get(HEADER_LEN..).unwrap_or_default();
+        let pdu = match Pdu::decode(Dir::ToServer, h.module, h.command, body) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                bump(&self.counters.unknown_pdus);
+                return;
+            }
+            Err(e) => {
+                bump(&self.counters.proto_errors);
+                log::warn!(target: "file", "slot={slot} protocol error {}/{}: {e}", h.module, h.command);
+                self.close_after_flush(slot);
+                return;
+            }
+        };
+        let now = Instant::now();
+        let was_in = self.core.logged_in(cid);
+        let acts = self.core.on_pdu(cid, h, raw, pdu, now);
+        if !was_in && self.core.logged_in(cid) {
+            if let Some(c) = self.conns.get_mut(slot) {
+                c.deadline = now + self.idle_timeout;
+            }
+        }
+        self.apply(acts);
+    }
+
+    fn apply(&mut self, acts: Vec<Act>) {
+        for a in acts {
+            match a {
+                Act::Send(cid, bytes) => self.queue(cid, bytes),
+                Act::CloseAfterFlush(cid) => {
+                    if let Some(slot) = self.slot_of(cid) {
+                        self.close_after_flush(slot);
+                    }
+                }
+                Act::Io(job) => {
+                    if self.io.send(job).is_err() {
+                        log::error!(target: "file", "file-io thread is gone");
+                    }
+                }
+                Act::Resume(cid) => self.resume.push(cid),
+            }
+        }
+    }
+
+    fn queue(&mut self, cid: Cid, bytes: Vec<u8>) {
+        let Some(slot) = self.slot_of(cid) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        c.out.push_owned(bytes);
+        c.heartbeat = Instant::now() + HEARTBEAT;
+        if c.out.len() > self.out_cap {
+            bump(&self.counters.slow_consumer_closes);
+            self.close_now(slot, "slow consumer (OutBufCap)");
+            return;
+        }
+        self.dirty.push(slot);
+    }
+
+    fn close_after_flush(&mut self, slot: usize) {
+        let now = Instant::now();
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        c.closing = true;
+        c.inbuf = Vec::new();
+        c.deadline = now + CLOSE_FLUSH;
+        if c.armed.is_none_or(|a| c.deadline < a) {
+            c.armed = Some(c.deadline);
+            self.timers.arm(
+                c.deadline,
+                Cid {
+                    slot,
+                    generation: c.generation,
+                },
+            );
+        }
+        self.dirty.push(slot);
+    }
+
+    fn close_now(&mut self, slot: usize, why: &str) {
+        if !self.conns.contains(slot) {
+            return;
+        }
+        let mut c = self.conns.remove(slot);
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        log::debug!(target: "file", "file connection {slot} from {} closed: {why}", c.peer);
+        let acts = self.core.closed(
+            Cid {
+                slot,
+                generation: c.generation,
+            },
+            Instant::now(),
+        );
+        self.apply(acts);
+    }
+
+    fn drain_channel(&mut self) {
+        while let Ok(m) = self.rx.try_recv() {
+            let now = Instant::now();
+            match m {
+                FileMsg::TaskCreated(t) => self.core.task_created(t, now),
+                FileMsg::Io(done) => {
+                    let acts = self.core.io_done(done, now);
+                    self.apply(acts);
+                }
+                FileMsg::Shutdown => self.stop = true,
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let acts = self.core.expire(now);
+        self.apply(acts);
+        while let Some((at, key)) = self.timers.pop_due(now) {
+            let Some(c) = self.conns.get_mut(key.slot) else {
+                continue;
+            };
+            if c.generation != key.generation || c.armed != Some(at) {
+                continue; // stale entry
+            }
+            c.armed = None;
+            if now >= c.deadline {
+                let why = if c.closing {
+                    "flush limit reached"
+                } else if self.core.logged_in(key) {
+                    "idle for TaskTimeout"
+                } else {
+                    bump(&self.counters.login_timeouts);
+                    "no 6/1 within LoginTimeout"
+                };
+                self.close_now(key.slot, why);
+                continue;
+            }
+            if now >= c.heartbeat && !c.closing {
+                if self.core.logged_in(key) {
+                    c.out.push_owned(Pdu::Heartbeat.to_frame(0));
+                    self.dirty.push(key.slot);
+                }
+                c.heartbeat = now + HEARTBEAT;
+            }
+            let due = c.next_due();
+            c.armed = Some(due);
+            self.timers.arm(due, key);
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for slot in dirty.drain(..) {
+            self.flush(slot);
+        }
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let was_high = c.out.len() > self.out_cap / 2;
+        match c.out.flush(&mut c.stream) {
+            Ok(Flushed::All) => {
+                if c.closing {
+                    self.close_now(slot, "closed after flush");
+                    return;
+                }
+                if c.want_write {
+                    c.want_write = false;
+                    let _ = self.poll.registry().reregister(
+                        &mut c.stream,
+                        Token(CONN_BASE + slot),
+                        Interest::READABLE,
+                    );
+                }
+            }
+            Ok(Flushed::Partial) => {
+                if !c.want_write {
+                    c.want_write = true;
+                    let _ = self.poll.registry().reregister(
+                        &mut c.stream,
+                        Token(CONN_BASE + slot),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                }
+            }
+            Err(e) => {
+                self.close_now(slot, &format!("write error: {e}"));
+                return;
+            }
+        }
+        // Input held back for a full queue may go on now.
+        if was_high {
+            if let Some(c) = self.conns.get(slot) {
+                if c.out.len() <= self.out_cap / 2 {
+                    self.resume.push(Cid {
+                        slot,
+                        generation: c.generation,
+                    });
+                }
+            }
+        }
+    }
+}
