@@ -8,6 +8,8 @@ use std::path::PathBuf;
 pub enum Command {
     /// `ttserver run -c FILE`: every role in one process, in the foreground.
     Run { conf: PathBuf },
+    /// `ttserver file -c FILE`: the file role alone, for msg servers whose `FileServer` names it.
+    File { conf: PathBuf },
     /// `ttserver admin -c FILE <words...>`: an offline admin command on FILE's DataDir; `args`
     /// are the words after the conf file (e.g. `user add NAME --password P`).
     Admin { conf: PathBuf, args: Vec<String> },
@@ -21,6 +23,7 @@ pub enum Command {
 pub const USAGE: &str = "\
 Usage:
   ttserver run -c FILE             run every role in one process (foreground; RUST_LOG honoured)
+  ttserver file -c FILE            run the file role alone (msg servers link to it: FileServer)
   ttserver admin -c FILE COMMAND   offline admin command on FILE's DataDir:
       user add NAME --password P [--nick N] [--depart ID]
       user import users.csv        (lines: name,password[,nick[,depart]])
@@ -36,7 +39,7 @@ While a server runs on the same DataDir, use the HTTP admin API instead.
 ";
 
 /// Roles that will get their own command when ttserver runs split across processes.
-const LATER_ROLES: &[&str] = &["login", "msg", "route", "file"];
+const LATER_ROLES: &[&str] = &["login", "msg", "route"];
 
 /// Parses the arguments after `argv[0]`. `Err` is a one-line message for stderr (print
 /// [`USAGE`] after it).
@@ -51,6 +54,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 return Err(format!("run: unexpected argument `{extra}`"));
             }
             Ok(Command::Run { conf })
+        }
+        "file" => {
+            let (conf, rest) = conf_option("file", rest)?;
+            if let Some(extra) = rest.first() {
+                return Err(format!("file: unexpected argument `{extra}`"));
+            }
+            Ok(Command::File { conf })
         }
         "admin" => {
             let (conf, rest) = conf_option("admin", rest)?;
@@ -172,10 +182,17 @@ mod tests {
         assert!(parse("version x").is_err());
         assert_eq!(parse(""), Err("missing command".to_string()));
         assert!(parse("frobnicate").unwrap_err().contains("unknown command"));
-        for role in ["login", "msg", "route", "file"] {
+        for role in ["login", "msg", "route"] {
             let e = parse(&format!("{role} -c x")).unwrap_err();
             assert!(e.contains("not available yet"), "{e}");
         }
         assert!(USAGE.contains("ttserver run -c FILE"));
+        assert_eq!(
+            parse("file -c conf/file.conf"),
+            Ok(Command::File {
+                conf: PathBuf::from("conf/file.conf")
+            })
+        );
+        assert!(parse("file -c x y").is_err());
     }
 }

@@ -47,6 +47,7 @@ pub const KEYS: &[&str] = &[
     "IpAddr1",
     "IpAddr2",
     "FileAddr",
+    "FileServer",
     "MsfsBaseUrl",
     "AdminToken",
     "DataDir",
@@ -122,6 +123,9 @@ pub struct Config {
     /// `None` = same as `ip_addr1`; use [`Config::ip_addr2`].
     pub ip_addr2: Option<String>,
     pub file_addr: Vec<String>,
+    /// A file role running alone (`ttserver file`) that `run` links to instead of starting its
+    /// own; clients get `FileAddr` with this port.
+    pub file_server: Option<SocketAddr>,
     /// Without a trailing `/`. `None` = `http://<IpAddr1>:<msfs port>`; use
     /// [`Config::msfs_base_url_for`].
     pub msfs_base_url: Option<String>,
@@ -189,6 +193,7 @@ impl Default for Config {
             ip_addr1: "127.0.0.1".to_string(),
             ip_addr2: None,
             file_addr: vec!["127.0.0.1".to_string()],
+            file_server: None,
             msfs_base_url: None,
             admin_token: String::new(),
             data_dir: PathBuf::from("./data"),
@@ -427,6 +432,22 @@ impl Config {
         }
     }
 
+    /// Checks needed before `ttserver file` (the file role alone): `ClusterSecret` is set.
+    pub fn validate_for_file(&self) -> Result<(), ConfigError> {
+        if self.cluster_secret.is_some() {
+            return Ok(());
+        }
+        Err(ConfigError {
+            problems: vec![ConfigProblem {
+                file: self.source.clone(),
+                line: None,
+                key: Some("ClusterSecret".to_string()),
+                message: "must be set to run the file role alone (msg servers link with it)"
+                    .to_string(),
+            }],
+        })
+    }
+
     /// Checks needed before `ttserver run` (not before admin commands, which only need
     /// `DataDir`): `AdminToken` is set, and no two listeners share one address (port 0 =
     /// ephemeral is exempt).
@@ -444,6 +465,12 @@ impl Config {
             problem(
                 "AdminToken",
                 "must be set to run the server (it guards the admin HTTP API)".to_string(),
+            );
+        }
+        if self.file_server.is_some() && self.cluster_secret.is_none() {
+            problem(
+                "ClusterSecret",
+                "must be set when FileServer is (it authenticates the link)".to_string(),
             );
         }
         let listeners = [
@@ -534,6 +561,13 @@ impl Config {
                 }
                 self.file_addr = list;
             }
+            "FileServer" => {
+                self.file_server = if v.is_empty() {
+                    None
+                } else {
+                    Some(socket_addr(v)?)
+                }
+            }
             "MsfsBaseUrl" => self.msfs_base_url = optional(v, base_url)?,
             "AdminToken" => self.admin_token = token(v)?,
             "DataDir" => {
@@ -615,6 +649,7 @@ impl fmt::Debug for Config {
             .field("ip_addr1", &self.ip_addr1)
             .field("ip_addr2", &self.ip_addr2)
             .field("file_addr", &self.file_addr)
+            .field("file_server", &self.file_server)
             .field("msfs_base_url", &self.msfs_base_url)
             .field("admin_token", &redacted(&self.admin_token))
             .field("data_dir", &self.data_dir)

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let file_only = matches!(cmd, Command::File { .. });
     match cmd {
         Command::Help => {
             println!("{USAGE}");
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
             println!("ttserver {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Run { conf } => {
+        Command::Run { conf } | Command::File { conf } => {
             let cfg = match Config::load(&conf) {
                 Ok(c) => c,
                 Err(e) => {
@@ -34,7 +35,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match ttserver::server::run(cfg) {
+            let result = if file_only {
+                ttserver::server::run_file(cfg)
+            } else {
+                ttserver::server::run(cfg)
+            };
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ttserver: {e}");

@@ -7,6 +7,8 @@ use std::thread::JoinHandle;
 
 use crate::admin::http::AdminHttp;
 use crate::config::Config;
+use crate::file::hub::FileHub;
+use crate::file::remote::Remote;
 use crate::file::{FileDeps, FileRole};
 use crate::msg::directory::Directory;
 use crate::msg::file::MsgSide;
@@ -49,9 +51,11 @@ pub struct Running {
     pub msg_addr: SocketAddr,
     pub login_addr: SocketAddr,
     pub admin_addr: SocketAddr,
-    pub file_addr: SocketAddr,
+    /// The built-in file role's port (None with `FileServer`: the file role runs elsewhere).
+    pub file_addr: Option<SocketAddr>,
     admin: Option<AdminHttp>,
     file: Option<FileRole>,
+    remote: Option<Arc<Remote>>,
     pub state: Arc<State>,
     threads: Vec<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
@@ -81,8 +85,12 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let admin_addr = admin_listener
         .local_addr()
         .map_err(io_err("bind AdminListen"))?;
-    let file_listener =
-        std::net::TcpListener::bind(cfg.file_listen).map_err(io_err("bind FileListen"))?;
+    let file_listener = match cfg.file_server {
+        Some(_) => None,
+        None => {
+            Some(std::net::TcpListener::bind(cfg.file_listen).map_err(io_err("bind FileListen"))?)
+        }
+    };
 
     let st = Arc::new(State::new(
         cfg,
@@ -138,14 +146,36 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         threads.push(t);
     }
     let side = MsgSide::new(&st);
-    let deps = FileDeps {
-        tokens: side.clone(),
-        notice: side,
-        counters: Arc::clone(&st.counters),
+    let (file, remote, hub) = match (file_listener, st.cfg.file_server) {
+        (Some(listener), _) => {
+            let deps = FileDeps::InProcess {
+                tokens: side.clone(),
+                notice: side,
+                counters: Arc::clone(&st.counters),
+            };
+            let (file, hub) =
+                FileRole::spawn(&st.cfg, listener, deps).map_err(io_err("start the file role"))?;
+            (Some(file), None, hub)
+        }
+        (None, Some(server)) => {
+            let secret = st.cfg.cluster_secret.clone().unwrap_or_default();
+            let remote = Remote::spawn(server, secret, Arc::clone(&st.tokens), side)
+                .map_err(io_err("start the file link"))?;
+            let addrs = st
+                .cfg
+                .file_addr
+                .iter()
+                .map(|ip| (ip.clone().into_bytes(), server.port()))
+                .collect();
+            (
+                None,
+                Some(Arc::clone(&remote)),
+                FileHub::remote(remote, addrs),
+            )
+        }
+        (None, None) => unreachable_file_conf()?,
     };
-    let (file, hub) =
-        FileRole::spawn(&st.cfg, file_listener, deps).map_err(io_err("start the file role"))?;
-    let file_addr = file.addr;
+    let file_addr = file.as_ref().map(|f| f.addr);
     let _ = st.file.set(hub);
     let admin =
         AdminHttp::spawn(admin_listener, Arc::clone(&st)).map_err(io_err("spawn admin-http"))?;
@@ -155,7 +185,8 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         admin_addr,
         file_addr,
         admin: Some(admin),
-        file: Some(file),
+        file,
+        remote,
         state: st,
         threads,
         writer: Some(writer),
@@ -167,7 +198,9 @@ impl Running {
     pub fn announce(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "listening login {}", self.login_addr)?;
         writeln!(out, "listening msg {}", self.msg_addr)?;
-        writeln!(out, "listening file {}", self.file_addr)?;
+        if let Some(a) = self.file_addr {
+            writeln!(out, "listening file {a}")?;
+        }
         writeln!(out, "listening admin {}", self.admin_addr)?;
         writeln!(out, "ready")?;
         out.flush()
@@ -181,6 +214,9 @@ impl Running {
         }
         if let Some(f) = self.file.take() {
             f.stop();
+        }
+        if let Some(r) = self.remote.take() {
+            r.stop();
         }
         for h in self.state.workers().all() {
             h.send(WorkerMsg::Shutdown);
@@ -219,5 +255,35 @@ pub fn run(cfg: Config) -> Result<(), ServerError> {
     let sig = signals.wait();
     log::info!(target: "server", "signal {sig}: stopping");
     running.stop();
+    Ok(())
+}
+
+/// The listener is bound exactly when `FileServer` is unset, so this cannot happen.
+fn unreachable_file_conf<T>() -> Result<T, ServerError> {
+    Err(ServerError::Config(
+        "FileServer and FileListen both unset".into(),
+    ))
+}
+
+/// `ttserver file`: the file role alone (B-FILE), linked to by msg servers that name it in
+/// `FileServer`. Shares the DataDir (and so the database) with them.
+pub fn run_file(cfg: Config) -> Result<(), ServerError> {
+    cfg.validate_for_file()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let signals = crate::signals::block_stop_signals().map_err(io_err("block signals"))?;
+    let listener =
+        std::net::TcpListener::bind(cfg.file_listen).map_err(io_err("bind FileListen"))?;
+    let secret = cfg.cluster_secret.clone().unwrap_or_default();
+    let (file, _hub) = FileRole::spawn(&cfg, listener, FileDeps::Alone { secret })
+        .map_err(io_err("start the file role"))?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening file {}", file.addr).map_err(io_err("stdout"))?;
+    writeln!(out, "ready").map_err(io_err("stdout"))?;
+    out.flush().map_err(io_err("stdout"))?;
+    drop(out);
+    log::info!(target: "server", "file role ready on {}", file.addr);
+    let sig = signals.wait();
+    log::info!(target: "server", "signal {sig}: stopping");
+    file.stop();
     Ok(())
 }

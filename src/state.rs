@@ -29,7 +29,7 @@ pub struct State {
     pub groups: Arc<GroupCache>,
     pub throttle: Mutex<LoginThrottle>,
     /// Session tokens for the file role and msfs (B-TOK-2).
-    pub tokens: Mutex<TokenRegistry>,
+    pub tokens: Arc<Mutex<TokenRegistry>>,
     pub writer: Sender<WriteJob<WriteTag>>,
     pub readers: Readers,
     /// The file role's entrance, set once the file role runs (absent: 6/10 answers result 8).
@@ -59,7 +59,7 @@ impl State {
                 cfg.login_fail_window,
                 cfg.login_lockout,
             )),
-            tokens: Mutex::new(TokenRegistry::new(cfg.token_grace)),
+            tokens: Arc::new(Mutex::new(TokenRegistry::new(cfg.token_grace))),
             cfg,
             counters: Arc::new(Counters::default()),
             presence: Arc::new(Presence::default()),

@@ -406,13 +406,7 @@ pub fn token_matches(header: Option<&[u8]>, token: &str) -> bool {
     let Some(h) = header else {
         return false;
     };
-    let expected = format!("Bearer {token}");
-    let e = expected.as_bytes();
-    let mut diff = u8::from(h.len() != e.len() || token.is_empty());
-    for (i, b) in h.iter().enumerate() {
-        diff |= b ^ e.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
+    !token.is_empty() && crate::auth::secret_eq(h, format!("Bearer {token}").as_bytes())
 }
 
 #[cfg(test)]

@@ -13,3 +13,26 @@ pub enum HashCost {
     /// m = 19 MiB, t = 2, p = 1 (behaviour.md section 0).
     Default,
 }
+
+/// Whether `given` equals `expected`, in time that depends on the lengths only (secrets,
+/// bearer tokens). An empty `expected` never matches.
+pub fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len() || expected.is_empty());
+    for (i, b) in given.iter().enumerate() {
+        diff |= b ^ expected.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_eq_compares_whole_values() {
+        use super::secret_eq;
+        assert!(secret_eq(b"abc", b"abc"));
+        assert!(!secret_eq(b"abd", b"abc"));
+        assert!(!secret_eq(b"ab", b"abc"));
+        assert!(!secret_eq(b"abcd", b"abc"));
+        assert!(!secret_eq(b"", b""), "empty never matches");
+    }
+}

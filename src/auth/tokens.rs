@@ -14,10 +14,25 @@ struct UserTokens {
     ended: Option<Instant>,
 }
 
+/// One user's token state, as a msg server tells a file server that runs alone
+/// (`proto::internal::LinkTokens`). No tokens: revoked or forgotten.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenState {
+    pub user: u32,
+    pub tokens: Vec<String>,
+    pub sessions: u32,
+    /// How long ago the last session ended (None while sessions > 0).
+    pub ended_ago: Option<Duration>,
+}
+
+/// Called with the new state of a user after every change (the link to a separate file role).
+pub type TokenObserver = Box<dyn Fn(TokenState) + Send>;
+
 pub struct TokenRegistry {
     grace: Duration,
     owner: HashMap<String, u32>,
     users: HashMap<u32, UserTokens>,
+    observer: Option<TokenObserver>,
 }
 
 impl TokenRegistry {
@@ -26,7 +41,68 @@ impl TokenRegistry {
             grace,
             owner: HashMap::new(),
             users: HashMap::new(),
+            observer: None,
         }
+    }
+
+    /// From now on every change is also reported to `f` (while the registry is locked: keep
+    /// `f` short, e.g. a channel send).
+    pub fn set_observer(&mut self, f: TokenObserver) {
+        self.observer = Some(f);
+    }
+
+    fn report(&self, user: u32, now: Instant) {
+        if let Some(f) = &self.observer {
+            f(self.state_of(user, now));
+        }
+    }
+
+    /// `user`'s current state.
+    pub fn state_of(&self, user: u32, now: Instant) -> TokenState {
+        match self.users.get(&user) {
+            Some(u) => TokenState {
+                user,
+                tokens: u.tokens.clone(),
+                sessions: u.sessions,
+                ended_ago: u.ended.map(|t| now.saturating_duration_since(t)),
+            },
+            None => TokenState {
+                user,
+                tokens: Vec::new(),
+                sessions: 0,
+                ended_ago: None,
+            },
+        }
+    }
+
+    /// Every user's state (a newly opened link starts from these).
+    pub fn states(&self, now: Instant) -> Vec<TokenState> {
+        self.users.keys().map(|&u| self.state_of(u, now)).collect()
+    }
+
+    /// Replaces `s.user`'s entry with `s` (the file role's mirror of a msg server's registry).
+    pub fn apply(&mut self, s: TokenState, now: Instant) {
+        self.prune(now);
+        self.revoke_user(s.user);
+        if s.tokens.is_empty() {
+            return;
+        }
+        for t in &s.tokens {
+            self.owner.insert(t.clone(), s.user);
+        }
+        let ended = match (s.sessions, s.ended_ago) {
+            (0, Some(ago)) => Some(now.checked_sub(ago).unwrap_or(now)),
+            (0, None) => Some(now),
+            _ => None,
+        };
+        self.users.insert(
+            s.user,
+            UserTokens {
+                tokens: s.tokens,
+                sessions: s.sessions,
+                ended,
+            },
+        );
     }
 
     /// A session of `user` started with this new token.
@@ -41,6 +117,7 @@ impl TokenRegistry {
         u.ended = None;
         self.owner.insert(token.clone(), user);
         u.tokens.push(token);
+        self.report(user, now);
     }
 
     /// A session of `user` ended (closed, kicked, timed out).
@@ -50,6 +127,7 @@ impl TokenRegistry {
             if u.sessions == 0 {
                 u.ended = Some(now);
             }
+            self.report(user, now);
         }
     }
 
@@ -59,6 +137,7 @@ impl TokenRegistry {
             for t in u.tokens {
                 self.owner.remove(&t);
             }
+            self.report(user, Instant::now());
         }
     }
 
@@ -129,6 +208,39 @@ mod tests {
         // A new session of someone else prunes the expired user.
         r.session_started(9, "tok-c".into(), t0 + Duration::from_secs(71));
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn a_mirror_fed_by_the_observer_agrees() {
+        use std::sync::mpsc;
+        let t0 = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        let mut r = TokenRegistry::new(Duration::from_secs(60));
+        r.set_observer(Box::new(move |s| tx.send(s).unwrap()));
+        let mut mirror = TokenRegistry::new(Duration::from_secs(60));
+        let sync = |m: &mut TokenRegistry, now| {
+            while let Ok(s) = rx.try_recv() {
+                m.apply(s, now);
+            }
+        };
+        r.session_started(7, "tok".into(), t0);
+        sync(&mut mirror, t0);
+        assert!(mirror.is_valid(b"tok", 7, t0));
+        r.session_ended(7, t0 + Duration::from_secs(10));
+        sync(&mut mirror, t0 + Duration::from_secs(10));
+        assert!(mirror.is_valid(b"tok", 7, t0 + Duration::from_secs(69)));
+        assert!(
+            !mirror.is_valid(b"tok", 7, t0 + Duration::from_secs(70)),
+            "grace"
+        );
+        r.session_started(7, "tok2".into(), t0 + Duration::from_secs(20));
+        r.revoke_user(7);
+        sync(&mut mirror, t0 + Duration::from_secs(20));
+        assert!(
+            !mirror.is_valid(b"tok2", 7, t0 + Duration::from_secs(20)),
+            "revoked"
+        );
+        assert!(mirror.is_empty());
     }
 
     #[test]

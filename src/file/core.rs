@@ -27,6 +27,8 @@ use crate::store::files::OfflineFile;
 pub const UPLOAD_SEGMENT: u32 = 65_536;
 /// B-FILE-11: the most one download pull returns.
 pub const MAX_PULL: u32 = 262_144;
+/// How long a 6/1 may wait for its task's announcement over a link (file role alone).
+const LINK_GRACE: Duration = Duration::from_secs(2);
 /// B-FILE-8: the third bad answer in a row abandons an upload.
 const MAX_BAD_ANSWERS: u8 = 3;
 
@@ -65,6 +67,14 @@ enum Phase {
     Download { rec: OfflineFile, map: Arc<Mmap> },
     /// Refused or finished: input is ignored until the close.
     Ended,
+    /// A 6/1 naming a task not announced yet (file role alone, B-FILE-4); input waits.
+    Parked {
+        reserved: u16,
+        user: u32,
+        task_id: Vec<u8>,
+        client_mode: u32,
+        until: Instant,
+    },
 }
 
 /// An offline upload in progress (B-FILE-8).
@@ -92,6 +102,8 @@ pub struct Core {
     tokens: Arc<dyn TokenCheck>,
     counters: Arc<Counters>,
     task_timeout: Duration,
+    /// Tasks arrive over a link from another process (see [`Phase::Parked`]).
+    linked: bool,
     conns: HashMap<Cid, Phase>,
     tasks: HashMap<String, Live>,
     expiry: BinaryHeap<Reverse<(Instant, String)>>,
@@ -144,19 +156,62 @@ impl Core {
         tokens: Arc<dyn TokenCheck>,
         counters: Arc<Counters>,
         task_timeout: Duration,
+        linked: bool,
     ) -> Self {
         Core {
             tokens,
             counters,
             task_timeout,
+            linked,
             conns: HashMap::new(),
             tasks: HashMap::new(),
             expiry: BinaryHeap::new(),
         }
     }
 
-    /// A task announced by the msg role (B-FILE-3).
-    pub fn task_created(&mut self, task: Task, now: Instant) {
+    /// A task announced by the msg role (B-FILE-3). Returns the answers to 6/1s that waited
+    /// for it.
+    pub fn task_created(&mut self, task: Task, now: Instant) -> Vec<Act> {
+        let id = task.id.clone();
+        self.add_task(task, now);
+        if !self.linked {
+            return Vec::new();
+        }
+        let waiting: Vec<Cid> = self
+            .conns
+            .iter()
+            .filter(
+                |(_, p)| matches!(p, Phase::Parked { task_id, .. } if *task_id == id.as_bytes()),
+            )
+            .map(|(c, _)| *c)
+            .collect();
+        let mut acts = Vec::new();
+        for cid in waiting {
+            acts.extend(self.unpark(cid, now));
+        }
+        acts
+    }
+
+    /// Runs a parked 6/1 again (its task arrived, or its wait is over).
+    fn unpark(&mut self, cid: Cid, now: Instant) -> Vec<Act> {
+        let Some(Phase::Parked {
+            reserved,
+            user,
+            task_id,
+            client_mode,
+            ..
+        }) = self.conns.insert(cid, Phase::Fresh)
+        else {
+            return Vec::new();
+        };
+        let linked = std::mem::replace(&mut self.linked, false);
+        let mut acts = self.join(cid, reserved, user, &task_id, client_mode, now);
+        self.linked = linked;
+        acts.push(Act::Resume(cid));
+        acts
+    }
+
+    fn add_task(&mut self, task: Task, now: Instant) {
         self.expiry
             .push(Reverse((now + self.task_timeout, task.id.clone())));
         self.tasks.insert(
@@ -186,7 +241,7 @@ impl Core {
     /// Whether input of this connection must wait (an io job of its own is in flight).
     pub fn waiting(&self, cid: Cid) -> bool {
         match self.conns.get(&cid) {
-            Some(Phase::Opening { .. }) => true,
+            Some(Phase::Opening { .. } | Phase::Parked { .. }) => true,
             Some(Phase::Upload { task }) => self
                 .tasks
                 .get(task)
@@ -256,21 +311,52 @@ impl Core {
                 user,
             })];
         }
-        let live = std::str::from_utf8(l.task_id)
+        self.join(cid, reserved, user, l.task_id, l.client_mode, now)
+    }
+
+    /// B-FILE-4 for modes 1-3, once the token is known to be valid for `user`.
+    fn join(
+        &mut self,
+        cid: Cid,
+        reserved: u16,
+        user: u32,
+        task_id: &[u8],
+        client_mode: u32,
+        now: Instant,
+    ) -> Vec<Act> {
+        let known = std::str::from_utf8(task_id)
+            .ok()
+            .is_some_and(|t| self.tasks.contains_key(t));
+        if !known && self.linked && client_mode <= 3 {
+            // Linked to a msg server in another process: the announcement may still be on
+            // its way. Wait for it a little (LINK_GRACE), then refuse.
+            self.conns.insert(
+                cid,
+                Phase::Parked {
+                    reserved,
+                    user,
+                    task_id: task_id.to_vec(),
+                    client_mode,
+                    until: now + LINK_GRACE,
+                },
+            );
+            return Vec::new();
+        }
+        let live = std::str::from_utf8(task_id)
             .ok()
             .and_then(|t| self.tasks.get_mut(t));
         let Some(live) = live else {
-            return self.refuse(cid, reserved, l.task_id);
+            return self.refuse(cid, reserved, task_id);
         };
         let t = &live.task;
-        let fits = match l.client_mode {
+        let fits = match client_mode {
             1 => t.mode == TransMode::Online && user == t.from && live.sender.is_none(),
             2 => t.mode == TransMode::Online && user == t.to && live.receiver.is_none(),
             3 => t.mode == TransMode::Offline && user == t.from && live.sender.is_none(),
             _ => false,
         };
         if !fits {
-            return self.refuse(cid, reserved, l.task_id);
+            return self.refuse(cid, reserved, task_id);
         }
         live.last = now;
         let task = Arc::clone(&live.task);
@@ -282,9 +368,9 @@ impl Core {
             reserved,
         );
         let mut acts = vec![Act::Send(cid, ok)];
-        match l.client_mode {
+        match client_mode {
             1 | 2 => {
-                let other = if l.client_mode == 1 {
+                let other = if client_mode == 1 {
                     live.sender = Some(cid);
                     live.receiver
                 } else {
@@ -635,12 +721,32 @@ impl Core {
 
     /// The next time [`Core::expire`] has work.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.expiry.peek().map(|Reverse((at, _))| *at)
+        let parked = self.conns.values().filter_map(|p| match p {
+            Phase::Parked { until, .. } => Some(*until),
+            _ => None,
+        });
+        self.expiry
+            .peek()
+            .map(|Reverse((at, _))| *at)
+            .into_iter()
+            .chain(parked)
+            .min()
     }
 
     /// B-FILE-15: tasks without traffic for `TaskTimeout` end, their connections close.
     pub fn expire(&mut self, now: Instant) -> Vec<Act> {
         let mut acts = Vec::new();
+        if self.linked {
+            let late: Vec<Cid> = self
+                .conns
+                .iter()
+                .filter(|(_, p)| matches!(p, Phase::Parked { until, .. } if *until <= now))
+                .map(|(c, _)| *c)
+                .collect();
+            for cid in late {
+                acts.extend(self.unpark(cid, now));
+            }
+        }
         while let Some(Reverse((at, _))) = self.expiry.peek() {
             if *at > now {
                 break;

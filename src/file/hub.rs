@@ -11,8 +11,11 @@ use std::sync::Arc;
 use crossbeam_channel::{Sender, TrySendError};
 
 use super::io::IoJob;
+use super::link::task_frame;
+use super::remote::Remote;
 use super::FileMsg;
 use crate::auth::token::new_token;
+use crate::proto::internal::{self, LinkDelete};
 
 /// 6/10 `trans_mode` / 6/4 `mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,13 +57,24 @@ pub trait ReadyNotice: Send + Sync {
     fn upload_complete(&self, task: &Task);
 }
 
+/// Where the file role is.
+#[derive(Clone)]
+enum Route {
+    /// In this process: its worker's channel and its io thread.
+    Local {
+        worker: Sender<FileMsg>,
+        waker: Arc<mio::Waker>,
+        io: Sender<IoJob>,
+    },
+    /// Another process, over a link (`FileServer`).
+    Remote(Arc<Remote>),
+}
+
 /// Shared handle: cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct FileHub {
-    worker: Sender<FileMsg>,
-    waker: Arc<mio::Waker>,
-    io: Sender<IoJob>,
-    /// (ip, port) for every `FileAddr` entry, port = the bound file port.
+    route: Route,
+    /// (ip, port) for every `FileAddr` entry, port = the file port.
     pub addrs: Arc<[(Vec<u8>, u16)]>,
 }
 
@@ -72,9 +86,15 @@ impl FileHub {
         addrs: Vec<(Vec<u8>, u16)>,
     ) -> FileHub {
         FileHub {
-            worker,
-            waker,
-            io,
+            route: Route::Local { worker, waker, io },
+            addrs: addrs.into(),
+        }
+    }
+
+    /// A hub for a file role in another process, reached through `remote`.
+    pub fn remote(remote: Arc<Remote>, addrs: Vec<(Vec<u8>, u16)>) -> FileHub {
+        FileHub {
+            route: Route::Remote(remote),
             addrs: addrs.into(),
         }
     }
@@ -97,26 +117,48 @@ impl FileHub {
             size,
             mode,
         };
-        match self.worker.try_send(FileMsg::TaskCreated(task.clone())) {
-            Ok(()) => {
-                let _ = self.waker.wake();
-                Ok(task)
+        match &self.route {
+            Route::Local { worker, waker, .. } => {
+                match worker.try_send(FileMsg::TaskCreated(task.clone())) {
+                    Ok(()) => {
+                        let _ = waker.wake();
+                        Ok(task)
+                    }
+                    Err(TrySendError::Full(_)) => Err(CreateError::NotCreatable),
+                    Err(TrySendError::Disconnected(_)) => Err(CreateError::NoFileService),
+                }
             }
-            Err(TrySendError::Full(_)) => Err(CreateError::NotCreatable),
-            Err(TrySendError::Disconnected(_)) => Err(CreateError::NoFileService),
+            Route::Remote(r) => {
+                if !r.is_up() {
+                    return Err(CreateError::NoFileService);
+                }
+                match r.tx.try_send(task_frame(internal::TASK, &task)) {
+                    Ok(()) => Ok(task),
+                    Err(_) => Err(CreateError::NotCreatable),
+                }
+            }
         }
     }
 
     /// B-FILE-14: delete the offline file `task_id` if it goes from `from` to `to` (record
     /// first, then the bytes). Fire and forget: 6/19 has no reply.
     pub fn delete_offline(&self, task_id: &[u8], from: u32, to: u32) -> bool {
-        self.io
-            .try_send(IoJob::Delete {
-                task_id: task_id.to_vec(),
-                from,
-                to,
-            })
-            .is_ok()
+        match &self.route {
+            Route::Local { io, .. } => io
+                .try_send(IoJob::Delete {
+                    task_id: task_id.to_vec(),
+                    from,
+                    to,
+                })
+                .is_ok(),
+            Route::Remote(r) => {
+                let d = LinkDelete { task_id, from, to };
+                r.is_up()
+                    && r.tx
+                        .try_send(internal::frame(internal::DELETE, Some(&d)))
+                        .is_ok()
+            }
+        }
     }
 }
 

@@ -19,6 +19,8 @@
 pub mod core;
 pub mod hub;
 pub mod io;
+pub mod link;
+pub mod remote;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -40,17 +42,24 @@ pub enum FileMsg {
     TaskCreated(Task),
     /// A result of the io thread.
     Io(IoDone),
+    /// An offline upload is stored: tell the linked msg servers (file role alone).
+    Ready(Task),
     Shutdown,
 }
 
 /// How many announcements may wait for the file worker before 6/10 answers result 2.
 const TASK_QUEUE: usize = 4096;
 
-/// What the msg role lends the file role.
-pub struct FileDeps {
-    pub tokens: Arc<dyn TokenCheck>,
-    pub notice: Arc<dyn ReadyNotice>,
-    pub counters: Arc<Counters>,
+/// Where the file role learns tokens and tasks, and whom it tells about finished uploads.
+pub enum FileDeps {
+    /// Inside `ttserver run`: the msg role's registry and presence, directly.
+    InProcess {
+        tokens: Arc<dyn TokenCheck>,
+        notice: Arc<dyn ReadyNotice>,
+        counters: Arc<Counters>,
+    },
+    /// `ttserver file`: msg servers open links (with `ClusterSecret`) on the file port.
+    Alone { secret: String },
 }
 
 /// The running file role.
@@ -77,6 +86,26 @@ impl FileRole {
         let waker = Arc::new(mio::Waker::new(poll.registry(), worker::WAKE)?);
         let (tx, rx) = crossbeam_channel::bounded(TASK_QUEUE);
         let (io_tx, io_rx) = crossbeam_channel::unbounded();
+        let (tokens, notice, counters, link): (Arc<dyn TokenCheck>, Arc<dyn ReadyNotice>, _, _) =
+            match deps {
+                FileDeps::InProcess {
+                    tokens,
+                    notice,
+                    counters,
+                } => (tokens, notice, counters, None),
+                FileDeps::Alone { secret } => {
+                    let mirror = link::MirrorTokens::new(cfg.token_grace);
+                    let notice = Arc::new(link::LinkNotice {
+                        tx: tx.clone(),
+                        waker: Arc::clone(&waker),
+                    });
+                    let side = worker::LinkSide {
+                        secret,
+                        mirror: Arc::clone(&mirror),
+                    };
+                    (mirror, notice, Arc::new(Counters::default()), Some(side))
+                }
+            };
         let db = crate::store::open(&cfg.db_path(), cfg.db_sync)
             .map_err(|e| std::io::Error::other(format!("file role database: {e}")))?;
         let setup = IoSetup {
@@ -84,8 +113,8 @@ impl FileRole {
             data_dir: cfg.data_dir.clone(),
             offline_days: cfg.offline_file_days,
             sweep_every: cfg.file_sweep_interval.max(Duration::from_secs(1)),
-            notice: deps.notice,
-            counters: Arc::clone(&deps.counters),
+            notice,
+            counters: Arc::clone(&counters),
         };
         // The io thread answers on the worker's channel; that send never blocks the io thread
         // for long because the worker drains its channel on every loop iteration.
@@ -93,9 +122,21 @@ impl FileRole {
         let io = std::thread::Builder::new()
             .name("file-io".into())
             .spawn(move || io::run(setup, io_rx, reply_tx, reply_waker))?;
-        let core = core::Core::new(deps.tokens, deps.counters.clone(), cfg.task_timeout);
-        let w =
-            worker::FileWorker::new(cfg, poll, listener, rx, io_tx.clone(), core, deps.counters)?;
+        let core = core::Core::new(
+            tokens,
+            Arc::clone(&counters),
+            cfg.task_timeout,
+            link.is_some(),
+        );
+        let w = worker::FileWorker::new(
+            cfg,
+            poll,
+            listener,
+            (rx, io_tx.clone()),
+            core,
+            counters,
+            link,
+        )?;
         let worker = std::thread::Builder::new()
             .name("file-worker".into())
             .spawn(move || w.run())?;

@@ -19,11 +19,13 @@ use slab::Slab;
 
 use super::core::{Act, Core};
 use super::io::IoJob;
+use super::link::{self, MirrorTokens};
 use super::{Cid, FileMsg};
 use crate::config::Config;
 use crate::net::outq::{Flushed, OutQueue};
 use crate::net::timer::DeadlineHeap;
 use crate::proto::frame::{self, Header, HEADER_LEN};
+use crate::proto::internal::{self, LinkDelete, LinkHello, LinkTask, LinkTokens, LINK_MODULE};
 use crate::proto::{Dir, Pdu};
 use crate::stats::{bump, Counters};
 
@@ -37,8 +39,19 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 /// Bytes read from one connection before the others get their turn.
 const READ_BUDGET: usize = 1 << 20;
 
+/// The file role alone: msg servers link in with this secret and feed this mirror.
+pub struct LinkSide {
+    pub secret: String,
+    pub mirror: Arc<MirrorTokens>,
+}
+
+/// A link stays open without traffic (the msg server holds it).
+const LINK_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 struct FileConn {
     stream: TcpStream,
+    /// An authenticated link from a msg server (not a client).
+    link: bool,
     generation: u32,
     peer: std::net::SocketAddr,
     inbuf: Vec<u8>,
@@ -81,6 +94,7 @@ pub struct FileWorker {
     out_cap: usize,
     login_timeout: Duration,
     idle_timeout: Duration,
+    link: Option<LinkSide>,
     stop: bool,
 }
 
@@ -89,10 +103,10 @@ impl FileWorker {
         cfg: &Config,
         poll: Poll,
         listener: std::net::TcpListener,
-        rx: Receiver<FileMsg>,
-        io: Sender<IoJob>,
+        (rx, io): (Receiver<FileMsg>, Sender<IoJob>),
         core: Core,
         counters: Arc<Counters>,
+        link: Option<LinkSide>,
     ) -> io::Result<FileWorker> {
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
@@ -115,6 +129,7 @@ impl FileWorker {
             out_cap: cfg.out_buf_cap,
             login_timeout: cfg.login_timeout,
             idle_timeout: cfg.task_timeout,
+            link,
             stop: false,
         })
     }
@@ -216,6 +231,7 @@ impl FileWorker {
             let deadline = now + self.login_timeout;
             entry.insert(FileConn {
                 stream,
+                link: false,
                 generation,
                 peer,
                 inbuf: Vec::new(),
@@ -332,6 +348,14 @@ impl FileWorker {
         let Some(cid) = self.cid(slot) else {
             return;
         };
+        if h.module == LINK_MODULE && self.link.is_some() {
+            self.on_link(slot, h, raw);
+            return;
+        }
+        if self.conns.get(slot).is_some_and(|c| c.link) {
+            bump(&self.counters.unknown_pdus);
+            return;
+        }
         let mc = (h.module, h.command);
         // protocol.md section 1: the file port serves 6/1 .. 6/5 and 7/1 only.
         let served = (h.module == 6 && (1..=5).contains(&h.command)) || mc == (7, 1);
@@ -367,6 +391,82 @@ impl FileWorker {
             }
         }
         self.apply(acts);
+    }
+
+    /// A link PDU (file role alone): hello first, then tasks, token states and deletions.
+    fn on_link(&mut self, slot: usize, h: &Header, raw: &[u8]) {
+        let Some(side) = &self.link else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let now = Instant::now();
+        if !c.link {
+            let ok = h.command == internal::HELLO
+                && internal::decode::<LinkHello>(raw).is_ok_and(|hello| {
+                    crate::auth::secret_eq(hello.secret, side.secret.as_bytes())
+                });
+            if !ok {
+                bump(&self.counters.file_login_refused);
+                log::warn!(target: "file", "link from {} refused: bad hello", c.peer);
+                self.close_after_flush(slot);
+                return;
+            }
+            c.link = true;
+            c.deadline = now + LINK_IDLE;
+            log::info!(target: "file", "msg server linked from {}", c.peer);
+            let welcome = internal::frame::<LinkHello>(internal::WELCOME, None);
+            if let Some(cid) = self.cid(slot) {
+                self.queue(cid, welcome);
+            }
+            return;
+        }
+        let acts = match h.command {
+            internal::TASK => match internal::decode::<LinkTask>(raw)
+                .ok()
+                .as_ref()
+                .and_then(link::task_of)
+            {
+                Some(t) => self.core.task_created(t, now),
+                None => {
+                    self.link_error(slot);
+                    return;
+                }
+            },
+            internal::TOKENS => match internal::decode::<LinkTokens>(raw) {
+                Ok(t) => {
+                    side.mirror.apply(&t);
+                    Vec::new()
+                }
+                Err(_) => {
+                    self.link_error(slot);
+                    return;
+                }
+            },
+            internal::DELETE => match internal::decode::<LinkDelete>(raw) {
+                Ok(d) => vec![Act::Io(IoJob::Delete {
+                    task_id: d.task_id.to_vec(),
+                    from: d.from,
+                    to: d.to,
+                })],
+                Err(_) => {
+                    self.link_error(slot);
+                    return;
+                }
+            },
+            _ => {
+                bump(&self.counters.unknown_pdus);
+                Vec::new()
+            }
+        };
+        self.apply(acts);
+    }
+
+    fn link_error(&mut self, slot: usize) {
+        bump(&self.counters.proto_errors);
+        log::warn!(target: "file", "link slot={slot}: malformed link PDU, closing");
+        self.close_after_flush(slot);
     }
 
     fn apply(&mut self, acts: Vec<Act>) {
@@ -450,7 +550,25 @@ impl FileWorker {
         while let Ok(m) = self.rx.try_recv() {
             let now = Instant::now();
             match m {
-                FileMsg::TaskCreated(t) => self.core.task_created(t, now),
+                FileMsg::TaskCreated(t) => {
+                    let acts = self.core.task_created(t, now);
+                    self.apply(acts);
+                }
+                FileMsg::Ready(t) => {
+                    let bytes = link::task_frame(internal::READY, &t);
+                    let links: Vec<Cid> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.link)
+                        .map(|(slot, c)| Cid {
+                            slot,
+                            generation: c.generation,
+                        })
+                        .collect();
+                    for cid in links {
+                        self.queue(cid, bytes.clone());
+                    }
+                }
                 FileMsg::Io(done) => {
                     let acts = self.core.io_done(done, now);
                     self.apply(acts);

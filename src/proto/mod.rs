@@ -65,6 +65,7 @@ pub mod codec;
 pub mod file;
 pub mod frame;
 pub mod group;
+pub mod internal;
 pub mod login;
 pub mod msg;
 pub mod other;
