@@ -1,6 +1,6 @@
 //! ttserver: a server for the TeamTalk (TT 2014) instant-messaging protocol.
 //!
-//! One process plays the login and msg roles on embedded SQLite. Threads:
+//! One process plays the login, msg and msfs roles on embedded SQLite. Threads:
 //!
 //! ```text
 //!              accept: SO_REUSEPORT, one listener per worker and port
@@ -30,6 +30,8 @@
 //!   message as one shared buffer, one Fanout per worker) in commit order.
 //! * `admin-http` (one mio thread) serves the HTTP admin API; its writes go through the same
 //!   writer, its pushes through the workers' channels.
+//! * [`msfs`]: the image store, one mio thread `msfs-http` for every HTTP connection and one
+//!   thread `msfs-io` for its disk work (fsync, rename, reads), linked by channels and a Waker.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
@@ -42,6 +44,7 @@ pub mod client;
 pub mod config;
 pub mod file;
 pub mod login;
+pub mod msfs;
 pub mod msg;
 pub mod net;
 pub mod proto;

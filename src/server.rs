@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::file::hub::FileHub;
 use crate::file::remote::Remote;
 use crate::file::{FileDeps, FileRole};
+use crate::msfs::Msfs;
 use crate::msg::directory::Directory;
 use crate::msg::file::MsgSide;
 use crate::msg::groups::GroupCache;
@@ -50,9 +51,11 @@ impl From<store::StoreError> for ServerError {
 pub struct Running {
     pub msg_addr: SocketAddr,
     pub login_addr: SocketAddr,
+    pub msfs_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     /// The built-in file role's port (None with `FileServer`: the file role runs elsewhere).
     pub file_addr: Option<SocketAddr>,
+    msfs: Option<Msfs>,
     admin: Option<AdminHttp>,
     file: Option<FileRole>,
     remote: Option<Arc<Remote>>,
@@ -80,6 +83,11 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         bind_group(cfg.msg_listen, n).map_err(io_err("bind MsgListen"))?;
     let (login_addr, login_listeners) =
         bind_group(cfg.client_listen, n).map_err(io_err("bind ClientListen"))?;
+    let msfs_listener =
+        std::net::TcpListener::bind(cfg.msfs_listen).map_err(io_err("bind MsfsListen"))?;
+    let msfs_addr = msfs_listener
+        .local_addr()
+        .map_err(io_err("bind MsfsListen"))?;
     let admin_listener =
         std::net::TcpListener::bind(cfg.admin_listen).map_err(io_err("bind AdminListen"))?;
     let admin_addr = admin_listener
@@ -177,13 +185,16 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     };
     let file_addr = file.as_ref().map(|f| f.addr);
     let _ = st.file.set(hub);
+    let msfs = Msfs::spawn(msfs_listener, Arc::clone(&st)).map_err(io_err("start msfs"))?;
     let admin =
         AdminHttp::spawn(admin_listener, Arc::clone(&st)).map_err(io_err("spawn admin-http"))?;
     Ok(Running {
         msg_addr,
         login_addr,
+        msfs_addr,
         admin_addr,
         file_addr,
+        msfs: Some(msfs),
         admin: Some(admin),
         file,
         remote,
@@ -201,6 +212,7 @@ impl Running {
         if let Some(a) = self.file_addr {
             writeln!(out, "listening file {a}")?;
         }
+        writeln!(out, "listening msfs {}", self.msfs_addr)?;
         writeln!(out, "listening admin {}", self.admin_addr)?;
         writeln!(out, "ready")?;
         out.flush()
@@ -208,7 +220,11 @@ impl Running {
 
     /// Graceful stop: workers end, the writer commits what was queued, threads are joined.
     pub fn stop(mut self) {
-        // First the admin thread: it holds the state (and so the writer's channel) too.
+        // First msfs and the admin thread: they hold the state (and so the writer's channel)
+        // too.
+        if let Some(m) = self.msfs.take() {
+            m.stop();
+        }
         if let Some(a) = self.admin.take() {
             a.stop();
         }

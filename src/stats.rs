@@ -43,6 +43,10 @@ counters!(
     msgs_p2p,
     msgs_group,
     stale_replies,
+    msfs_uploads,
+    msfs_rejects,
+    msfs_downloads,
+    msfs_store_failures,
 );
 
 /// Increment a counter by one.

@@ -155,6 +155,13 @@ impl TokenRegistry {
         })
     }
 
+    /// The user `token` authenticates at `now` (same rule as [`TokenRegistry::is_valid`]), for
+    /// callers that are not told the user id (msfs uploads, B-MSFS-5).
+    pub fn owner_of(&self, token: &[u8], now: Instant) -> Option<u32> {
+        let user = *self.owner.get(std::str::from_utf8(token).ok()?)?;
+        self.is_valid(token, user, now).then_some(user)
+    }
+
     /// Number of tokens held (for tests and stats).
     pub fn len(&self) -> usize {
         self.owner.len()
@@ -241,6 +248,24 @@ mod tests {
             "revoked"
         );
         assert!(mirror.is_empty());
+    }
+
+    #[test]
+    fn owner_of_follows_the_validity_rule() {
+        let t0 = Instant::now();
+        let mut r = TokenRegistry::new(Duration::from_secs(60));
+        r.session_started(7, "tok-a".into(), t0);
+        r.session_started(8, "tok-b".into(), t0);
+        assert_eq!(r.owner_of(b"tok-a", t0), Some(7));
+        assert_eq!(r.owner_of(b"tok-b", t0), Some(8));
+        assert_eq!(r.owner_of(b"tok-c", t0), None);
+        assert_eq!(r.owner_of(b"", t0), None);
+        assert_eq!(r.owner_of(b"\xff\xfe", t0), None);
+        r.session_ended(7, t0 + Duration::from_secs(10));
+        assert_eq!(r.owner_of(b"tok-a", t0 + Duration::from_secs(69)), Some(7));
+        assert_eq!(r.owner_of(b"tok-a", t0 + Duration::from_secs(70)), None);
+        r.revoke_user(8);
+        assert_eq!(r.owner_of(b"tok-b", t0), None);
     }
 
     #[test]

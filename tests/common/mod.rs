@@ -25,6 +25,8 @@ pub struct Server {
     pub conf: PathBuf,
     pub msg: SocketAddr,
     pub login: SocketAddr,
+    /// The msfs image store (`listening msfs ADDR`).
+    pub msfs: SocketAddr,
     /// The admin HTTP API (`listening admin ADDR`).
     pub admin: SocketAddr,
     /// The file port (`listening file ADDR`).
@@ -86,6 +88,7 @@ impl Server {
             conf,
             msg: "127.0.0.1:1".parse().unwrap(),
             login: "127.0.0.1:1".parse().unwrap(),
+            msfs: "127.0.0.1:1".parse().unwrap(),
             admin: "127.0.0.1:1".parse().unwrap(),
             file: "127.0.0.1:1".parse().unwrap(),
         };
@@ -125,6 +128,7 @@ impl Server {
             match words.as_slice() {
                 ["listening", "msg", a] => self.msg = a.parse().unwrap(),
                 ["listening", "login", a] => self.login = a.parse().unwrap(),
+                ["listening", "msfs", a] => self.msfs = a.parse().unwrap(),
                 ["listening", "admin", a] => self.admin = a.parse().unwrap(),
                 ["listening", "file", a] => self.file = a.parse().unwrap(),
                 ["ready"] => break,
