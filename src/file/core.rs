@@ -768,3 +768,7 @@ impl Core {
         acts
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;
