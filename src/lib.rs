@@ -1,6 +1,6 @@
 //! ttserver: a server for the TeamTalk (TT 2014) instant-messaging protocol.
 //!
-//! One process plays the login, msg and msfs roles on embedded SQLite. Threads:
+//! One process plays the login, msg, file and msfs roles on embedded SQLite. Threads:
 //!
 //! ```text
 //!              accept: SO_REUSEPORT, one listener per worker and port
@@ -30,6 +30,11 @@
 //!   message as one shared buffer, one Fanout per worker) in commit order.
 //! * `admin-http` (one mio thread) serves the HTTP admin API; its writes go through the same
 //!   writer, its pushes through the workers' channels.
+//! * [`file`]: the file role, one mio thread `file-worker` for every file-port connection (so an
+//!   online relay is a queue push) and one thread `file-io` for its disk and SQLite work (temp
+//!   files, fsync, rename, records, memory maps, the expiry sweeper). Msg workers announce tasks
+//!   through [`file::hub::FileHub`]; with `FileServer` the file role is another process and
+//!   thread `file-link` carries the same announcements over TCP.
 //! * [`msfs`]: the image store, one mio thread `msfs-http` for every HTTP connection and one
 //!   thread `msfs-io` for its disk work (fsync, rename, reads), linked by channels and a Waker.
 #![cfg_attr(
