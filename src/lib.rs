@@ -30,7 +30,7 @@
 //!   message as one shared buffer, one Fanout per worker) in commit order.
 //! * `admin-http` (one mio thread) serves the HTTP admin API; its writes go through the same
 //!   writer, its pushes through the workers' channels.
-//! * [`file`]: the file role, one mio thread `file-worker` for every file-port connection (so an
+//! * [`file`](mod@file): the file role, one mio thread `file-worker` for every file-port connection (so an
 //!   online relay is a queue push) and one thread `file-io` for its disk and SQLite work (temp
 //!   files, fsync, rename, records, memory maps, the expiry sweeper). Msg workers announce tasks
 //!   through [`file::hub::FileHub`]; with `FileServer` the file role is another process and

@@ -2,7 +2,7 @@
 //! state and one event (a PDU, an io result, a closed connection, the clock) returning
 //! [`Act`]s for the worker. No sockets and no disk here, so every rule is unit-tested.
 //!
-//! Each task has one [`Live`] entry from its announcement (6/10 on the msg port) until it ends:
+//! Each task has one `Live` entry from its announcement (6/10 on the msg port) until it ends:
 //! cancelled, refused or done (6/3), uploaded (B-FILE-9), or idle for `TaskTimeout`.
 
 use std::cmp::Reverse;

@@ -1,4 +1,4 @@
-//! The reader pool: `n` threads "db-reader-<i>", each owning one read-only connection and one
+//! The reader pool: `n` threads `db-reader-<i>`, each owning one read-only connection and one
 //! bounded job queue. Workers submit closures; a closure sends its own answer back (to the
 //! worker's channel + Waker). A full queue is returned to the caller, never waited on.
 
@@ -30,7 +30,7 @@ struct Inner {
 impl Readers {
     /// Opens `n` read connections on `path` (same pragmas as the writer's, `query_only`, no
     /// migrations: open the writer's connection with [`super::open`] first) and spawns threads
-    /// "db-reader-<i>", each with its own bounded queue of `queue_cap` jobs.
+    /// `db-reader-<i>`, each with its own bounded queue of `queue_cap` jobs.
     pub fn spawn(
         path: &Path,
         sync: DbSync,
