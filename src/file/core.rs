@@ -251,6 +251,19 @@ impl Core {
         }
     }
 
+    /// The other party of an online task, if connected (relay back-pressure).
+    pub fn peer_of(&self, cid: Cid) -> Option<Cid> {
+        let Some(Phase::Online { task }) = self.conns.get(&cid) else {
+            return None;
+        };
+        let live = self.tasks.get(task)?;
+        if live.sender == Some(cid) {
+            live.receiver
+        } else {
+            live.sender
+        }
+    }
+
     /// Number of tasks alive (tests, stats).
     pub fn task_count(&self) -> usize {
         self.tasks.len()

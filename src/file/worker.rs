@@ -4,9 +4,10 @@
 //! Per connection: one deadline (no 6/1 within `LoginTimeout`, no byte received for
 //! `TaskTimeout`, or the flush limit of a closing connection) and one heartbeat time (7/1
 //! after 5 s without sending, B-HB-3), both in one deadline heap with lazy re-arming. Input
-//! waits while the connection's own io job is in flight or while its output is above half of
-//! `OutBufCap` (a client that pipelines pulls is slowed down, not dropped); a relayed PDU that
-//! would push the other party's queue over `OutBufCap` closes that party (slow consumer).
+//! waits while the connection's own io job is in flight, or while its output or (online) its
+//! relay peer's output is above half of `OutBufCap`: a client that pipelines pulls or pushes
+//! unasked data is slowed down, not dropped. A single PDU can still take a queue over
+//! `OutBufCap` (it is at most `MaxPduSize`); that connection is closed as a slow consumer.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -258,7 +259,18 @@ impl FileWorker {
             slot,
             generation: c.generation,
         };
-        !c.closing && c.out.len() <= self.out_cap / 2 && !self.core.waiting(cid)
+        let high = |slot: usize| {
+            self.conns
+                .get(slot)
+                .is_some_and(|c| c.out.len() > self.out_cap / 2)
+        };
+        // A relayed PDU lands on the peer's queue: hold this side while the peer's is high.
+        let peer_high = self
+            .core
+            .peer_of(cid)
+            .and_then(|p| self.slot_of(p))
+            .is_some_and(high);
+        !c.closing && !high(slot) && !peer_high && !self.core.waiting(cid)
     }
 
     fn service(&mut self, slot: usize) {
@@ -662,14 +674,18 @@ impl FileWorker {
                 return;
             }
         }
-        // Input held back for a full queue may go on now.
+        // Input held back for a full queue (this one's or its relay peer's) may go on now.
         if was_high {
             if let Some(c) = self.conns.get(slot) {
                 if c.out.len() <= self.out_cap / 2 {
-                    self.resume.push(Cid {
+                    let cid = Cid {
                         slot,
                         generation: c.generation,
-                    });
+                    };
+                    self.resume.push(cid);
+                    if let Some(peer) = self.core.peer_of(cid) {
+                        self.resume.push(peer);
+                    }
                 }
             }
         }
