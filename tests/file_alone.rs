@@ -136,6 +136,25 @@ fn run_links_to_a_file_role_alone() {
         }
         other => panic!("{other:?}"),
     }
+    // 6/19 goes over the link; a 6/16 right behind it already sees it applied (B-FILE-14,
+    // B-GEN-1), and the bytes are gone.
+    let del = ttserver::proto::file::DeleteOfflineFile {
+        from_id: ttserver::proto::Id::Num(a_id),
+        to_id: ttserver::proto::Id::Num(b_id),
+        task_id: task.task_id.as_bytes(),
+    };
+    b.send(&Pdu::DeleteOfflineFile(del), 10).unwrap();
+    b.send(&Pdu::OfflineFileListRequest, 11).unwrap();
+    let list = recv_mc(&mut b, 6, 17);
+    match list.pdu().unwrap() {
+        Pdu::OfflineFileListResponse(l) => assert!(l.files.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    let stored = dir
+        .join("data/offline")
+        .join(b_id.to_string())
+        .join(&task.task_id);
+    assert!(!stored.exists(), "the file went with its record");
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,7 +15,7 @@ use super::link::task_frame;
 use super::remote::Remote;
 use super::FileMsg;
 use crate::auth::token::new_token;
-use crate::proto::internal::{self, LinkDelete};
+use crate::proto::internal;
 
 /// 6/10 `trans_mode` / 6/4 `mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,24 +141,45 @@ impl FileHub {
     }
 
     /// B-FILE-14: delete the offline file `task_id` if it goes from `from` to `to` (record
-    /// first, then the bytes). Fire and forget: 6/19 has no reply.
-    pub fn delete_offline(&self, task_id: &[u8], from: u32, to: u32) -> bool {
+    /// first, then the bytes). 6/19 has no reply; `done` runs once the deletion has been
+    /// applied (or was not queued), so the requester's later reads can wait for it (B-GEN-1).
+    pub fn delete_offline(&self, task_id: &[u8], from: u32, to: u32, done: OnDone) -> bool {
         match &self.route {
             Route::Local { io, .. } => io
                 .try_send(IoJob::Delete {
                     task_id: task_id.to_vec(),
                     from,
                     to,
+                    done,
                 })
                 .is_ok(),
-            Route::Remote(r) => {
-                let d = LinkDelete { task_id, from, to };
-                r.is_up()
-                    && r.tx
-                        .try_send(internal::frame(internal::DELETE, Some(&d)))
-                        .is_ok()
-            }
+            Route::Remote(r) => r.delete(task_id, from, to, done),
         }
+    }
+}
+
+/// Runs its function exactly once, when dropped. The io thread drops it after it has applied
+/// a 6/19 (committed the record's deletion and removed the file); a job that is never handled
+/// drops it too, so whoever waits on it is never left waiting.
+pub struct OnDone(Option<Box<dyn FnOnce() + Send>>);
+
+impl OnDone {
+    pub fn new(f: impl FnOnce() + Send + 'static) -> OnDone {
+        OnDone(Some(Box::new(f)))
+    }
+}
+
+impl Drop for OnDone {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+impl std::fmt::Debug for OnDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnDone")
     }
 }
 

@@ -24,7 +24,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use memmap2::Mmap;
 use rusqlite::Connection;
 
-use super::hub::{is_server_id, ReadyNotice, Task};
+use super::hub::{is_server_id, OnDone, ReadyNotice, Task};
 use super::{Cid, FileMsg};
 use crate::stats::{bump, Counters};
 use crate::store::files::{self, OfflineFile};
@@ -50,11 +50,12 @@ pub enum IoJob {
         task_id: Vec<u8>,
         user: u32,
     },
-    /// 6/19: delete a record and its file (B-FILE-14).
+    /// 6/19: delete a record and its file (B-FILE-14); `done` is dropped afterwards.
     Delete {
         task_id: Vec<u8>,
         from: u32,
         to: u32,
+        done: OnDone,
     },
     /// End the thread (the file role is stopping).
     Stop,
@@ -198,7 +199,15 @@ impl Io {
                 let file = self.open_download(&task_id, user);
                 self.send(IoDone::Opened { cid, file });
             }
-            IoJob::Delete { task_id, from, to } => self.delete(&task_id, from, to),
+            IoJob::Delete {
+                task_id,
+                from,
+                to,
+                done,
+            } => {
+                self.delete(&task_id, from, to);
+                drop(done);
+            }
             IoJob::Stop => {}
         }
     }

@@ -44,6 +44,8 @@ pub enum FileMsg {
     Io(IoDone),
     /// An offline upload is stored: tell the linked msg servers (file role alone).
     Ready(Task),
+    /// Queue bytes on a connection (a link's answer from the io thread).
+    Push(Cid, Vec<u8>),
     Shutdown,
 }
 
@@ -102,6 +104,8 @@ impl FileRole {
                     let side = worker::LinkSide {
                         secret,
                         mirror: Arc::clone(&mirror),
+                        back: tx.clone(),
+                        waker: Arc::clone(&waker),
                     };
                     (mirror, notice, Arc::new(Counters::default()), Some(side))
                 }

@@ -6,9 +6,10 @@
 //! complete" notices and hands them to the msg role (6/12, B-FILE-9). While the link is down,
 //! 6/10 answers result 8 (B-FILE-3) and the thread reconnects every second.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,11 +17,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use super::hub::ReadyNotice;
+use super::hub::{OnDone, ReadyNotice};
 use super::link::{task_of, tokens_frame};
 use crate::auth::tokens::TokenRegistry;
 use crate::proto::frame::{self, HEADER_LEN};
-use crate::proto::internal::{self, LinkHello, LinkTask, LINK_MODULE};
+use crate::proto::internal::{self, LinkDelete, LinkDeleted, LinkHello, LinkTask, LINK_MODULE};
 
 /// Link frames waiting for the socket; beyond this 6/10 answers result 2.
 const LINK_QUEUE: usize = 65_536;
@@ -32,6 +33,10 @@ const MAX_LINK_PDU: u32 = 64 * 1024;
 /// The shared view of the link.
 pub struct Remote {
     pub(super) tx: Sender<Vec<u8>>,
+    /// 6/19s sent and not yet confirmed, by sequence number; dropped (run) on confirmation or
+    /// when the link goes down.
+    deletes: Mutex<HashMap<u32, OnDone>>,
+    next_delete: AtomicU32,
     up: AtomicBool,
     stop: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -58,6 +63,8 @@ impl Remote {
         }));
         let remote = Arc::new(Remote {
             tx,
+            deletes: Mutex::new(HashMap::new()),
+            next_delete: AtomicU32::new(1),
             up: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
@@ -70,6 +77,30 @@ impl Remote {
         Ok(remote)
     }
 
+    /// B-FILE-14 over the link; `done` runs when the file role confirms (or the link drops).
+    pub fn delete(&self, task_id: &[u8], from: u32, to: u32, done: OnDone) -> bool {
+        if !self.is_up() {
+            return false;
+        }
+        let seq = self.next_delete.fetch_add(1, Ordering::Relaxed);
+        let d = LinkDelete {
+            task_id,
+            from,
+            to,
+            seq,
+        };
+        self.deletes.lock().insert(seq, done);
+        if self
+            .tx
+            .try_send(internal::frame(internal::DELETE, Some(&d)))
+            .is_err()
+        {
+            self.deletes.lock().remove(&seq);
+            return false;
+        }
+        true
+    }
+
     /// Stops the link threads.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
@@ -80,7 +111,7 @@ impl Remote {
     }
 
     fn run(
-        &self,
+        self: &Arc<Self>,
         addr: SocketAddr,
         secret: &str,
         tokens: &Mutex<TokenRegistry>,
@@ -102,7 +133,7 @@ impl Remote {
 
     /// One connection, from connect to the first error (or stop).
     fn session(
-        &self,
+        self: &Arc<Self>,
         addr: SocketAddr,
         secret: &str,
         tokens: &Mutex<TokenRegistry>,
@@ -140,11 +171,14 @@ impl Remote {
         s.set_read_timeout(None)?;
         let reader = s.try_clone()?;
         let n = Arc::clone(notice);
+        let me = Arc::clone(self);
         let rx_thread = std::thread::Builder::new()
             .name("file-link-rx".into())
-            .spawn(move || read_notices(reader, &n))?;
+            .spawn(move || me.read_notices(reader, &n))?;
         let result = self.forward(&mut s, rx, &rx_thread);
         self.up.store(false, Ordering::Release);
+        // Unconfirmed deletions will not be confirmed on this link: release their waiters.
+        self.deletes.lock().clear();
         let _ = s.shutdown(Shutdown::Both);
         let _ = rx_thread.join();
         result
@@ -189,24 +223,31 @@ fn read_frame(s: &mut TcpStream) -> io::Result<Vec<u8>> {
     Ok(f)
 }
 
-/// Reads 6 Ready notices until the link closes.
-fn read_notices(mut s: TcpStream, notice: &Arc<dyn ReadyNotice>) {
-    while let Ok(f) = read_frame(&mut s) {
-        let Some(h) = frame::header(&f) else {
-            return;
-        };
-        if (h.module, h.command) != (LINK_MODULE, internal::READY) {
-            continue;
-        }
-        match internal::decode::<LinkTask>(&f)
-            .ok()
-            .as_ref()
-            .and_then(task_of)
-        {
-            Some(t) => notice.upload_complete(&t),
-            None => {
-                log::warn!(target: "file", "malformed notice from the file server");
+impl Remote {
+    /// Reads 6 Ready and 7 Deleted until the link closes.
+    fn read_notices(&self, mut s: TcpStream, notice: &Arc<dyn ReadyNotice>) {
+        while let Ok(f) = read_frame(&mut s) {
+            let Some(h) = frame::header(&f) else {
                 return;
+            };
+            match (h.module, h.command) {
+                (LINK_MODULE, internal::READY) => {
+                    let task = internal::decode::<LinkTask>(&f).ok();
+                    match task.as_ref().and_then(task_of) {
+                        Some(t) => notice.upload_complete(&t),
+                        None => {
+                            log::warn!(target: "file", "malformed notice from the file server");
+                            return;
+                        }
+                    }
+                }
+                (LINK_MODULE, internal::DELETED) => {
+                    if let Ok(d) = internal::decode::<LinkDeleted>(&f) {
+                        let done = self.deletes.lock().remove(&d.seq);
+                        drop(done); // runs the waiter
+                    }
+                }
+                _ => {}
             }
         }
     }

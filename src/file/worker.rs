@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::core::{Act, Core};
+use super::hub::OnDone;
 use super::io::IoJob;
 use super::link::{self, MirrorTokens};
 use super::{Cid, FileMsg};
@@ -26,7 +27,9 @@ use crate::config::Config;
 use crate::net::outq::{Flushed, OutQueue};
 use crate::net::timer::DeadlineHeap;
 use crate::proto::frame::{self, Header, HEADER_LEN};
-use crate::proto::internal::{self, LinkDelete, LinkHello, LinkTask, LinkTokens, LINK_MODULE};
+use crate::proto::internal::{
+    self, LinkDelete, LinkDeleted, LinkHello, LinkTask, LinkTokens, LINK_MODULE,
+};
 use crate::proto::{Dir, Pdu};
 use crate::stats::{bump, Counters};
 
@@ -44,6 +47,9 @@ const READ_BUDGET: usize = 1 << 20;
 pub struct LinkSide {
     pub secret: String,
     pub mirror: Arc<MirrorTokens>,
+    /// This worker's own channel and waker (answers from the io thread to a link).
+    pub back: Sender<FileMsg>,
+    pub waker: Arc<mio::Waker>,
 }
 
 /// A link stays open without traffic (the msg server holds it).
@@ -457,11 +463,26 @@ impl FileWorker {
                 }
             },
             internal::DELETE => match internal::decode::<LinkDelete>(raw) {
-                Ok(d) => vec![Act::Io(IoJob::Delete {
-                    task_id: d.task_id.to_vec(),
-                    from: d.from,
-                    to: d.to,
-                })],
+                Ok(d) => {
+                    // Answered once applied, so the msg server's later reads see it (B-GEN-1).
+                    let (back, waker) = (side.back.clone(), Arc::clone(&side.waker));
+                    let link = Cid {
+                        slot,
+                        generation: c.generation,
+                    };
+                    let ack = internal::frame(internal::DELETED, Some(&LinkDeleted { seq: d.seq }));
+                    let done = OnDone::new(move || {
+                        if back.send(FileMsg::Push(link, ack)).is_ok() {
+                            let _ = waker.wake();
+                        }
+                    });
+                    vec![Act::Io(IoJob::Delete {
+                        task_id: d.task_id.to_vec(),
+                        from: d.from,
+                        to: d.to,
+                        done,
+                    })]
+                }
                 Err(_) => {
                     self.link_error(slot);
                     return;
@@ -566,6 +587,7 @@ impl FileWorker {
                     let acts = self.core.task_created(t, now);
                     self.apply(acts);
                 }
+                FileMsg::Push(cid, bytes) => self.queue(cid, bytes),
                 FileMsg::Ready(t) => {
                     let bytes = link::task_frame(internal::READY, &t);
                     let links: Vec<Cid> = self

@@ -8,8 +8,8 @@ use std::time::Instant;
 use super::outlet::submit_read;
 use super::presence::Class;
 use super::{Ctx, Effect, MsgConn, Step};
-use crate::file::hub::{CreateError, ReadyNotice, Task, TokenCheck, TransMode};
-use crate::net::Shared;
+use crate::file::hub::{CreateError, OnDone, ReadyNotice, Task, TokenCheck, TransMode};
+use crate::net::{Shared, WorkerMsg};
 use crate::proto::file::{
     AddOfflineFile, Addr, DeleteOfflineFile, FileNotify, FileRequest, FileResponse, OfflineFile,
     OfflineFileListResponse,
@@ -189,14 +189,32 @@ pub fn delete(cx: &Ctx<'_>, mc: &mut MsgConn, r: &DeleteOfflineFile<'_>) -> Step
         bump(&st.counters.identity_rejects);
         return Step::Now(Vec::new());
     }
-    let sent = match (r.from_id.value(), st.file.get()) {
-        (Some(from), Some(hub)) => hub.delete_offline(r.task_id, from, me),
-        _ => false,
+    let (Some(from), Some(hub)) = (r.from_id.value(), st.file.get()) else {
+        bump(&st.counters.file_rejected);
+        return Step::Now(Vec::new());
     };
-    if !sent {
+    // The deletion happens on the file role's io thread. It holds a write slot of this
+    // connection until applied, so a later 6/16 (or any read that waits for writes) reflects it
+    // (B-GEN-1). The slot is completed even if the job is never handled (OnDone runs on drop),
+    // and never aborted: a late completion must not land on a reused sequence number.
+    let seq = mc.begin_job(true);
+    let conn = cx.conn;
+    let weak = Arc::downgrade(st);
+    let done = OnDone::new(move || {
+        if let Some(st) = weak.upgrade() {
+            if let Some(h) = st.workers().get(conn.worker) {
+                h.send(WorkerMsg::Done {
+                    conn,
+                    seq,
+                    done: Vec::new(),
+                });
+            }
+        }
+    });
+    if !hub.delete_offline(r.task_id, from, me, done) {
         bump(&st.counters.file_rejected);
     }
-    Step::Now(Vec::new())
+    Step::Queued
 }
 
 /// The msg role as the file role sees it: token checks and "upload complete" notices.

@@ -333,6 +333,7 @@ pub fn on_pdu(
         | Pdu::GroupInfoRequest(_)
         | Pdu::GroupUnreadCountRequest
         | Pdu::GroupUnreadMsgRequest(_)
+        | Pdu::OfflineFileListRequest
             if must_wait_for_writes(mc) =>
         {
             Step::Wait

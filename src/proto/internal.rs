@@ -9,8 +9,9 @@
 //! | 2 Welcome | file → msg | *(empty)* |
 //! | 3 Task | msg → file | a new task (6/10, B-FILE-3) |
 //! | 4 Tokens | msg → file | one user's token state (B-TOK-2), replacing the previous one |
-//! | 5 Delete | msg → file | 6/19 (B-FILE-14) |
+//! | 5 Delete | msg → file | 6/19 (B-FILE-14), with a sequence number |
 //! | 6 Ready | file → msg | an offline upload is stored: push 6/12 `offline_ready` 1 (B-FILE-9) |
+//! | 7 Deleted | file → msg | the Delete with this sequence number has been applied |
 
 use super::codec::{Reader, Wire, Writer};
 use super::frame::HEADER_LEN;
@@ -24,6 +25,7 @@ pub const TASK: u16 = 3;
 pub const TOKENS: u16 = 4;
 pub const DELETE: u16 = 5;
 pub const READY: u16 = 6;
+pub const DELETED: u16 = 7;
 /// `LinkTokens::ended_ms_ago` when the user still has a session.
 pub const STILL_ONLINE: u32 = u32::MAX;
 
@@ -64,6 +66,15 @@ wire_struct! {
         pub task_id: &'a [u8],
         pub from: u32,
         pub to: u32,
+        /// Echoed in 7 Deleted.
+        pub seq: u32,
+    }
+}
+
+wire_struct! {
+    /// 7 Deleted.
+    pub struct LinkDeleted {
+        pub seq: u32,
     }
 }
 
