@@ -87,6 +87,29 @@ impl OutQueue {
         Ok(Flushed::All)
     }
 
+    /// [`OutQueue::flush`] on a registered mio socket, keeping WRITABLE interest exactly while
+    /// bytes are left (`want_write` tracks what is registered).
+    pub fn flush_registered(
+        &mut self,
+        stream: &mut mio::net::TcpStream,
+        registry: &mio::Registry,
+        token: mio::Token,
+        want_write: &mut bool,
+    ) -> io::Result<Flushed> {
+        let r = self.flush(stream)?;
+        let want = r == Flushed::Partial;
+        if want != *want_write {
+            *want_write = want;
+            let interest = if want {
+                mio::Interest::READABLE | mio::Interest::WRITABLE
+            } else {
+                mio::Interest::READABLE
+            };
+            let _ = registry.reregister(stream, token, interest);
+        }
+        Ok(r)
+    }
+
     fn consume(&mut self, mut n: usize) {
         self.len = self.len.saturating_sub(n);
         while n > 0 {

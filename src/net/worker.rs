@@ -809,31 +809,15 @@ impl Worker {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        match c.out.flush(&mut c.stream) {
-            Ok(Flushed::All) => {
-                if c.closing {
-                    self.close_now(slot, "closed after flush");
-                    return;
-                }
-                if c.want_write {
-                    c.want_write = false;
-                    let _ = self.poll.registry().reregister(
-                        &mut c.stream,
-                        Token(CONN_BASE + slot),
-                        Interest::READABLE,
-                    );
-                }
-            }
-            Ok(Flushed::Partial) => {
-                if !c.want_write {
-                    c.want_write = true;
-                    let _ = self.poll.registry().reregister(
-                        &mut c.stream,
-                        Token(CONN_BASE + slot),
-                        Interest::READABLE | Interest::WRITABLE,
-                    );
-                }
-            }
+        let token = Token(CONN_BASE + slot);
+        match c.out.flush_registered(
+            &mut c.stream,
+            self.poll.registry(),
+            token,
+            &mut c.want_write,
+        ) {
+            Ok(Flushed::All) if c.closing => self.close_now(slot, "closed after flush"),
+            Ok(_) => {}
             Err(e) => self.close_now(slot, &format!("write error: {e}")),
         }
     }
