@@ -845,6 +845,21 @@ mod tests {
     }
 
     #[test]
+    fn file_conf_runs_the_file_role_alone() {
+        let c = Config::load(&conf_dir().join("file.conf")).unwrap();
+        assert_eq!(c.file_listen, "0.0.0.0:8600".parse().unwrap());
+        assert!(c.validate_for_file().is_ok());
+        let mut no_secret = c.clone();
+        no_secret.cluster_secret = None;
+        assert!(no_secret.validate_for_file().is_err());
+        // `run` with FileServer needs the secret too.
+        let mut run = Config::parse("AdminToken=x\nFileServer=127.0.0.1:8600", "t.conf").unwrap();
+        assert!(run.validate_for_run().is_err());
+        run.cluster_secret = c.cluster_secret.clone();
+        assert!(run.validate_for_run().is_ok());
+    }
+
+    #[test]
     fn demo_conf_lists_every_key_in_order() {
         let text = std::fs::read_to_string(conf_dir().join("ttserver.conf")).unwrap();
         // Every key appears once, as `Key=` or as a commented `# Key=`, in KEYS order.
