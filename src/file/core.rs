@@ -45,6 +45,8 @@ const BEYOND_END: u32 = 11;
 pub enum Act {
     /// Queue bytes on a connection.
     Send(Cid, Vec<u8>),
+    /// Queue a 6/5 head, then its data straight from the file's map (no copy, B-FILE-11).
+    SendMapped(Cid, Vec<u8>, Arc<Mmap>, std::ops::Range<usize>),
     /// Stop reading; close once the output is flushed.
     CloseAfterFlush(Cid),
     /// Hand a job to the io thread.
@@ -125,6 +127,33 @@ fn pull_error(result: u32, reserved: u16) -> Vec<u8> {
         }),
         reserved,
     )
+}
+
+/// A download's 6/5 without its data: the frame of an empty-data answer, with `length` and the
+/// data's length field raised by `n`. The `n` bytes follow from the map.
+fn pull_response_head(rec: &OfflineFile, offset: u32, n: u32, reserved: u16) -> Vec<u8> {
+    let mut head = frame(
+        Pdu::PullDataResponse(PullDataResponse {
+            result: 0,
+            task_id: rec.task_id.as_bytes(),
+            user_id: Id::Num(rec.from_id),
+            offset,
+            data: b"",
+        }),
+        reserved,
+    );
+    // `data` is the last field: its u32 length is the last 4 bytes.
+    let total = u32::try_from(head.len())
+        .unwrap_or(u32::MAX)
+        .saturating_add(n);
+    if let Some(len) = head.get_mut(..4) {
+        len.copy_from_slice(&total.to_be_bytes());
+    }
+    let at = head.len().saturating_sub(4);
+    if let Some(data_len) = head.get_mut(at..) {
+        data_len.copy_from_slice(&n.to_be_bytes());
+    }
+    head
 }
 
 fn state_pdu(state: u32, task: &str, user: u32) -> Vec<u8> {
@@ -514,18 +543,9 @@ impl Core {
                 }
                 let n = r.size.min(size - r.offset).min(MAX_PULL);
                 let start = r.offset as usize;
-                let data = map.get(start..start + n as usize).unwrap_or_default();
-                let rsp = frame(
-                    Pdu::PullDataResponse(PullDataResponse {
-                        result: 0,
-                        task_id: rec.task_id.as_bytes(),
-                        user_id: Id::Num(rec.from_id),
-                        offset: r.offset,
-                        data,
-                    }),
-                    reserved,
-                );
-                let mut acts = vec![Act::Send(cid, rsp)];
+                let head = pull_response_head(rec, r.offset, n, reserved);
+                let range = start..start + n as usize;
+                let mut acts = vec![Act::SendMapped(cid, head, Arc::clone(map), range)];
                 if r.offset == size {
                     // End of file: empty data, then done, then close (protocol.md row 20).
                     acts.push(Act::Send(cid, state_pdu(DONE, &rec.task_id, rec.to_id)));

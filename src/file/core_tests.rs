@@ -74,15 +74,20 @@ fn login(c: &mut Core, who: Cid, user: u32, task: &str, mode: u32, now: Instant)
 /// One queued PDU: (target, module/command, reserved, bytes).
 type Sent = (Cid, (u16, u16), u16, Vec<u8>);
 
-/// Every Send among the acts.
+/// Every Send among the acts (a mapped send as the bytes the socket gets: head + map range).
 fn sends(acts: &[Act]) -> Vec<Sent> {
     acts.iter()
-        .filter_map(|a| match a {
-            Act::Send(c, b) => {
-                let h = frame::header(b).unwrap();
-                Some((*c, (h.module, h.command), h.reserved, b.clone()))
-            }
-            _ => None,
+        .filter_map(|a| {
+            let (c, b) = match a {
+                Act::Send(c, b) => (c, b.clone()),
+                Act::SendMapped(c, head, map, range) => {
+                    (c, [&head[..], &map[range.clone()]].concat())
+                }
+                _ => return None,
+            };
+            let h = frame::header(&b).unwrap();
+            assert_eq!(h.length as usize, b.len(), "length field");
+            Some((*c, (h.module, h.command), h.reserved, b))
         })
         .collect()
 }

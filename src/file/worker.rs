@@ -10,10 +10,12 @@
 //! `OutBufCap` (it is at most `MaxPduSize`); that connection is closed as a slow consumer.
 
 use std::io::{self, Read};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use memmap2::Mmap;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -436,7 +438,7 @@ impl FileWorker {
             log::info!(target: "file", "msg server linked from {}", c.peer);
             let welcome = internal::frame::<LinkHello>(internal::WELCOME, None);
             if let Some(cid) = self.cid(slot) {
-                self.queue(cid, welcome);
+                self.queue(cid, welcome, None);
             }
             return;
         }
@@ -505,7 +507,10 @@ impl FileWorker {
     fn apply(&mut self, acts: Vec<Act>) {
         for a in acts {
             match a {
-                Act::Send(cid, bytes) => self.queue(cid, bytes),
+                Act::Send(cid, bytes) => self.queue(cid, bytes, None),
+                Act::SendMapped(cid, head, map, range) => {
+                    self.queue(cid, head, Some((map, range)));
+                }
                 Act::CloseAfterFlush(cid) => {
                     if let Some(slot) = self.slot_of(cid) {
                         self.close_after_flush(slot);
@@ -521,7 +526,8 @@ impl FileWorker {
         }
     }
 
-    fn queue(&mut self, cid: Cid, bytes: Vec<u8>) {
+    /// Queues `bytes`, then (a download's data) a range of a map.
+    fn queue(&mut self, cid: Cid, bytes: Vec<u8>, mapped: Option<(Arc<Mmap>, Range<usize>)>) {
         let Some(slot) = self.slot_of(cid) else {
             return;
         };
@@ -532,6 +538,9 @@ impl FileWorker {
             return;
         }
         c.out.push_owned(bytes);
+        if let Some((map, range)) = mapped {
+            c.out.push_mapped(map, range);
+        }
         c.heartbeat = Instant::now() + HEARTBEAT;
         if c.out.len() > self.out_cap {
             bump(&self.counters.slow_consumer_closes);
@@ -587,7 +596,7 @@ impl FileWorker {
                     let acts = self.core.task_created(t, now);
                     self.apply(acts);
                 }
-                FileMsg::Push(cid, bytes) => self.queue(cid, bytes),
+                FileMsg::Push(cid, bytes) => self.queue(cid, bytes, None),
                 FileMsg::Ready(t) => {
                     let bytes = link::task_frame(internal::READY, &t);
                     let links: Vec<Cid> = self
@@ -600,7 +609,7 @@ impl FileWorker {
                         })
                         .collect();
                     for cid in links {
-                        self.queue(cid, bytes.clone());
+                        self.queue(cid, bytes.clone(), None);
                     }
                 }
                 FileMsg::Io(done) => {

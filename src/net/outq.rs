@@ -2,12 +2,18 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::ops::Range;
+use std::sync::Arc;
+
+use memmap2::Mmap;
 
 use super::Shared;
 
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Shared),
+    /// Bytes of a memory-mapped file, written straight from the map (offline downloads).
+    Mapped(Arc<Mmap>, Range<usize>),
 }
 
 impl Chunk {
@@ -15,6 +21,7 @@ impl Chunk {
         match self {
             Chunk::Owned(v) => v,
             Chunk::Shared(s) => s,
+            Chunk::Mapped(m, r) => m.get(r.clone()).unwrap_or_default(),
         }
     }
 }
@@ -52,6 +59,15 @@ impl OutQueue {
         }
         self.len += s.len();
         self.chunks.push_back(Chunk::Shared(s));
+    }
+
+    /// Queues `map[range]` without copying it (a range outside the map queues nothing).
+    pub fn push_mapped(&mut self, map: Arc<Mmap>, range: Range<usize>) {
+        let Some(n) = map.get(range.clone()).map(<[u8]>::len).filter(|&n| n > 0) else {
+            return;
+        };
+        self.len += n;
+        self.chunks.push_back(Chunk::Mapped(map, range));
     }
 
     /// Queued bytes not yet written.
@@ -160,7 +176,9 @@ mod tests {
         let mut q = OutQueue::default();
         q.push_owned(b"hello ".to_vec());
         q.push_shared(Shared::from(&b"shared "[..]));
-        q.push_owned(b"world".to_vec());
+        let mut m = memmap2::MmapMut::map_anon(16).unwrap();
+        m.copy_from_slice(b"0123world6789abc");
+        q.push_mapped(Arc::new(m.make_read_only().unwrap()), 4..9);
         assert_eq!(q.len(), 18);
         let mut w = Trickle {
             got: vec![],
