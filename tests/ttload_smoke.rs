@@ -78,11 +78,14 @@ fn scenarios_against_ttserver() {
     for i in 1..=4 {
         csv.push_str(&format!("o{i},pw\n"));
     }
+    for i in 1..=2 {
+        csv.push_str(&format!("f{i},pw\n"));
+    }
     let file = srv.dir.join("users.csv");
     std::fs::write(&file, csv).unwrap();
     assert_eq!(
         srv.admin(&["user", "import", file.to_str().unwrap()]),
-        "112"
+        "114"
     );
     // group: 20 users, all members of one normal group (made before the server starts)
     let gids: Vec<String> = (1..=20)
@@ -180,6 +183,49 @@ fn scenarios_against_ttserver() {
         assert!(kv[k].parse::<f64>().unwrap() > 0.0, "{k}: {kv:?}");
     }
 
+    // file: f1 uploads 3,000,000 bytes to f2, who downloads them (window 4), every byte checked;
+    // then f2 downloads the stored file again (window 1, 100,000-byte pulls).
+    let (ok, kv) = run("file", "f", &["--size", "3000000"]);
+    assert!(ok, "{kv:?}");
+    assert_eq!(kv["ok"], "true", "{kv:?}");
+    assert_eq!(kv["mode"], "full", "{kv:?}");
+    assert_eq!(kv["bytes"], "3000000", "{kv:?}");
+    // 12 pulls of 262,144 bytes (the last one shorter) and the empty one at the end
+    assert_eq!(kv["pulls"], "13", "{kv:?}");
+    for k in ["upload_mb_s", "download_mb_s"] {
+        assert!(kv[k].parse::<f64>().unwrap() > 0.0, "{k}: {kv:?}");
+    }
+    let task = kv["task"].clone();
+    let (ok, kv) = run(
+        "file",
+        "f",
+        &[
+            "--size",
+            "3000000",
+            "--download-only",
+            &task,
+            "--window",
+            "1",
+            "--chunk",
+            "100000",
+        ],
+    );
+    assert!(ok, "{kv:?}");
+    assert_eq!(kv["ok"], "true", "{kv:?}");
+    assert_eq!(
+        (kv["bytes"].as_str(), kv["pulls"].as_str()),
+        ("3000000", "31")
+    );
+    assert!(!kv.contains_key("upload_mb_s"), "{kv:?}");
+    // a task f2 does not have fails the run (exit 1), with ok=false
+    let (ok, kv) = run(
+        "file",
+        "f",
+        &["--size", "3000000", "--download-only", "no-such-task"],
+    );
+    assert!(!ok, "{kv:?}");
+    assert_eq!(kv["ok"], "false", "{kv:?}");
+
     // refusals are usage errors (exit 2)
     for args in [
         vec!["group", "--login", login.as_str()],
@@ -206,6 +252,27 @@ fn scenarios_against_ttserver() {
         assert_eq!(st.code(), Some(2), "{args:?}");
     }
     assert!(srv.terminate());
+}
+
+#[test]
+fn tcpcopy_baseline() {
+    let dir = std::env::temp_dir().join(format!("ttload-smoke-tcpcopy.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ok, kv) = ttload(&[
+        "tcpcopy",
+        "--size",
+        "3000000",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    // its own temp dir under --dir is gone
+    let left = std::fs::read_dir(&dir).unwrap().count();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(ok, "{kv:?}");
+    assert_eq!(kv["ok"], "true", "{kv:?}");
+    assert_eq!(kv["bytes"], "3000000", "{kv:?}");
+    assert!(kv["mb_s"].parse::<f64>().unwrap() > 0.0, "{kv:?}");
+    assert_eq!(left, 0);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! Progress goes to stderr once a second; the last stdout line is
 //! `result scenario=<name> key=value ...`. Run `ttload --help` for the scenarios and flags.
 
+mod file;
 mod group;
 mod idle;
 mod login;
@@ -41,6 +42,9 @@ usage:
                  --user-prefix P --password PW [--window W | --rate R] [--size BYTES]
                  [--client-type 1|0x12]
   ttload relay   --listen 127.0.0.1:PORT [--threads T] [--duration-limit S]
+  ttload file    --login HOST:PORT --user-prefix P --password PW [--size BYTES]
+                 [--chunk BYTES] [--window W] [--download-only TASK] [--duration-limit S]
+  ttload tcpcopy [--size BYTES] [--dir DIR] [--duration-limit S]
 
 users are <P>1 .. <P>N (login, idle); p2p/offline pair i (1-based) is sender <P><2i-1> and
 receiver <P><2i>; group members are <P>1 .. <P>M (all members of group G, made by the caller,
@@ -84,6 +88,18 @@ scenario flags:
                        pushes; pushes that arrive anyway are ignored)
            every member session must get each message of every other sender exactly once, in
            that sender's order; the sending connection gets none of its own (B-GRP-8/9)
+  file:    sender <P>1 uploads an offline file of --size bytes (default 1073741824, at most
+           the server's MaxFileSize) to receiver <P>2 through the file port (6/10, 6/1 mode 3,
+           answering the server's 6/4 pulls with generated data), then <P>2 downloads it
+           (6/1 mode 4) with 6/4 pulls of --chunk bytes (default 262144, at most 262144),
+           --window W of them outstanding (default 4), checking every byte against the
+           pattern. --download-only TASK: no upload; <P>2 finds TASK in its 6/17 (size must
+           equal --size) and downloads it again. One connection each, blocking sockets.
+  tcpcopy: the baseline of `file`: writes --size bytes (default 1073741824) of the same
+           pattern to a file in a new temp dir under --dir (default $TMPDIR or /tmp), then a
+           server thread reads it with 256 KiB std::fs::File reads and writes it to one
+           127.0.0.1 connection; the client thread checks every byte as `file` does. The temp
+           dir is removed afterwards.
 
 result line keys:
   login:   users logins failed elapsed_s logins_per_s p50_ms p90_ms p99_ms p999_ms max_ms
@@ -92,6 +108,9 @@ result line keys:
            ack_p50_ms ... ack_max_ms (send -> ack) complete exactly_once
   idle:    conns failed lost rss_before_kib rss_after_kib rss_per_conn_bytes server_cpu_pct
   offline: sent acked read_back ... read_per_s complete exactly_once
+  file:    mode size chunk window task upload_s upload_mb_s (not with --download-only)
+           download_s download_mb_s (first 6/4 -> 6/3 done) pulls bytes ok; MB = 10^6 bytes
+  tcpcopy: size copy_s mb_s (connect -> last byte) bytes ok
   group:   group members senders messages sent acked expected_deliveries delivered lost dup
            out_of_order own_deliveries ... deliv_per_s (first send -> last delivery) ack_per_s
            p50_ms p90_ms p99_ms p999_ms max_ms (send -> delivery, over all deliveries)
@@ -1009,6 +1028,35 @@ fn scenario_relay(a: &Args) -> Result<bool, String> {
     relay::run(addr, threads, Duration::from_secs(limit))
 }
 
+fn scenario_file(a: &Args) -> Result<bool, String> {
+    let conf = file::FileConf {
+        login: sock_addr(a, "login")?,
+        prefix: a.str("user-prefix")?,
+        password: a.str("password")?,
+        size: a.num("size", Some(1 << 30), 1, u32::MAX)?,
+        chunk: a.num("chunk", Some(file::MAX_CHUNK), 1, file::MAX_CHUNK)?,
+        window: a.num("window", Some(4), 1, 1024)?,
+        limit: Duration::from_secs(a.num("duration-limit", Some(300), 1, 3600)?),
+        download_only: if a.has("download-only") {
+            Some(a.str("download-only")?)
+        } else {
+            None
+        },
+    };
+    file::run_file(&conf)
+}
+
+fn scenario_tcpcopy(a: &Args) -> Result<bool, String> {
+    let size = a.num("size", Some(1u64 << 30), 1, u64::from(u32::MAX))?;
+    let dir = if a.has("dir") {
+        std::path::PathBuf::from(a.str("dir")?)
+    } else {
+        std::env::temp_dir()
+    };
+    let limit = Duration::from_secs(a.num("duration-limit", Some(300), 1, 3600)?);
+    file::run_tcpcopy(size, &dir, limit)
+}
+
 /// The common flags plus a scenario's own.
 fn with(extra: &[&'static str]) -> Vec<&'static str> {
     COMMON.iter().chain(extra).copied().collect()
@@ -1039,6 +1087,23 @@ fn main() -> ExitCode {
             .and_then(|a| scenario_offline(&a)),
         "relay" => Args::parse(rest, &["listen", "threads", "duration-limit"])
             .and_then(|a| scenario_relay(&a)),
+        "file" => Args::parse(
+            rest,
+            &[
+                "login",
+                "user-prefix",
+                "password",
+                "size",
+                "chunk",
+                "window",
+                "download-only",
+                "duration-limit",
+            ],
+        )
+        .and_then(|a| scenario_file(&a)),
+        "tcpcopy" => {
+            Args::parse(rest, &["size", "dir", "duration-limit"]).and_then(|a| scenario_tcpcopy(&a))
+        }
         "group" => Args::parse(
             rest,
             &with(&[
