@@ -83,6 +83,7 @@ pub const KEYS: &[&str] = &[
     "MaxOfflineFiles",
     "TaskTimeout",
     "FileSweepInterval",
+    "FileSegmentSize",
     "TokenGrace",
     "MsfsMaxFileSize",
     "MsfsRequireToken",
@@ -166,6 +167,8 @@ pub struct Config {
     pub task_timeout: Duration,
     /// How often the file role deletes expired offline files (B-FILE-15: at least hourly).
     pub file_sweep_interval: Duration,
+    /// Bytes the server asks for per 6/4 of an offline upload (B-FILE-8).
+    pub file_segment_size: u32,
     pub token_grace: Duration,
     pub msfs_max_file_size: u64,
     pub msfs_require_token: bool,
@@ -229,6 +232,7 @@ impl Default for Config {
             max_offline_files: 50,
             task_timeout: Duration::from_secs(3600),
             file_sweep_interval: Duration::from_secs(3600),
+            file_segment_size: 65_536,
             token_grace: Duration::from_secs(60),
             msfs_max_file_size: 5_242_880,
             msfs_require_token: true,
@@ -418,6 +422,25 @@ impl Config {
                 format!(
                     "must be at least MaxOutPduSize ({}): one outgoing PDU must fit in the output buffer",
                     cfg.max_out_pdu_size
+                ),
+            ));
+        }
+        // A 6/5 answering a pull carries the segment plus its fields (task id, user id ...).
+        // Not given: the default, lowered to fit a small MaxPduSize.
+        if !seen.contains_key("FileSegmentSize") {
+            cfg.file_segment_size = cfg
+                .file_segment_size
+                .min(cfg.max_pdu_size.saturating_sub(1024))
+                .max(1);
+        } else if both_ok("FileSegmentSize", "MaxPduSize")
+            && u64::from(cfg.file_segment_size) + 1024 > u64::from(cfg.max_pdu_size)
+        {
+            cross.push((
+                "FileSegmentSize",
+                "MaxPduSize",
+                format!(
+                    "must be at most MaxPduSize - 1024 ({}): the uploader's answer must fit in one PDU",
+                    cfg.max_pdu_size.saturating_sub(1024)
                 ),
             ));
         }
@@ -619,6 +642,7 @@ impl Config {
             "OfflineFileDays" => self.offline_file_days = int(v, 1, 3650)?,
             "MaxOfflineFiles" => self.max_offline_files = list_cap(v)?,
             "TaskTimeout" => self.task_timeout = secs(v, 1)?,
+            "FileSegmentSize" => self.file_segment_size = int(v, 1024, 16 << 20)?,
             "FileSweepInterval" => {
                 self.file_sweep_interval = int(v, 1, 3600).map(Duration::from_secs)?
             }
@@ -685,6 +709,7 @@ impl fmt::Debug for Config {
             .field("max_offline_files", &self.max_offline_files)
             .field("task_timeout", &self.task_timeout)
             .field("file_sweep_interval", &self.file_sweep_interval)
+            .field("file_segment_size", &self.file_segment_size)
             .field("token_grace", &self.token_grace)
             .field("msfs_max_file_size", &self.msfs_max_file_size)
             .field("msfs_require_token", &self.msfs_require_token)
@@ -1070,6 +1095,14 @@ mod tests {
                 "t.conf:7: missing key before `=`",
             ]
         );
+    }
+
+    #[test]
+    fn file_segment_must_fit_a_pdu() {
+        let e = err("MaxPduSize=65536\nFileSegmentSize=65536");
+        assert!(e.to_string().contains("FileSegmentSize"), "{e}");
+        let c = Config::parse("MaxPduSize=1048576\nFileSegmentSize=131072", "t.conf").unwrap();
+        assert_eq!(c.file_segment_size, 131_072);
     }
 
     #[test]

@@ -1588,3 +1588,37 @@ fn file_port_closes_without_login_b_hb_3() {
         "closed after {waited:?}"
     );
 }
+
+#[test]
+fn upload_segments_follow_file_segment_size_b_file_8() {
+    let (srv, _) = Server::start_with("FileSegmentSize=4096", USERS);
+    let mut a = party(&srv, "alice", PC);
+    let b = party(&srv, "bob", PC);
+    let data = pattern(10_000, 3);
+    let t = task(&mut a, b.id, b"seg.bin", 10_000, OFFLINE).task;
+    let mut up = file_party(&srv, a.id, &a.tok, &t, UPLOAD);
+    assert_eq!(server_pull(&mut up, &t, a.id), (0, 4096));
+    // Answer that first pull, then let the client helper serve the rest.
+    let rsp = Pdu::PullDataResponse(ttserver::proto::file::PullDataResponse {
+        result: 0,
+        task_id: t.as_bytes(),
+        user_id: Id::Num(a.id),
+        offset: 0,
+        data: &data[..4096],
+    });
+    up.send(&rsp, 0).unwrap();
+    assert_eq!(server_pull(&mut up, &t, a.id), (4096, 4096));
+    let rsp = Pdu::PullDataResponse(ttserver::proto::file::PullDataResponse {
+        result: 0,
+        task_id: t.as_bytes(),
+        user_id: Id::Num(a.id),
+        offset: 4096,
+        data: &data[4096..8192],
+    });
+    up.send(&rsp, 0).unwrap();
+    assert_eq!(
+        server_pull(&mut up, &t, a.id),
+        (8192, 10_000 - 8192),
+        "the last one shorter"
+    );
+}

@@ -23,7 +23,8 @@ use crate::proto::{Id, Pdu};
 use crate::stats::{bump, Counters};
 use crate::store::files::OfflineFile;
 
-/// B-FILE-8: offline uploads are pulled in segments of this size.
+/// B-FILE-8: offline uploads are pulled in segments of this size unless `FileSegmentSize` says
+/// otherwise.
 pub const UPLOAD_SEGMENT: u32 = 65_536;
 /// B-FILE-11: the most one download pull returns.
 pub const MAX_PULL: u32 = 262_144;
@@ -104,6 +105,8 @@ pub struct Core {
     tokens: Arc<dyn TokenCheck>,
     counters: Arc<Counters>,
     task_timeout: Duration,
+    /// Bytes asked for per 6/4 of an offline upload (`FileSegmentSize`).
+    segment: u32,
     /// Tasks arrive over a link from another process (see [`Phase::Parked`]).
     linked: bool,
     conns: HashMap<Cid, Phase>,
@@ -184,13 +187,14 @@ impl Core {
     pub fn new(
         tokens: Arc<dyn TokenCheck>,
         counters: Arc<Counters>,
-        task_timeout: Duration,
+        (task_timeout, segment): (Duration, u32),
         linked: bool,
     ) -> Self {
         Core {
             tokens,
             counters,
             task_timeout,
+            segment: segment.max(1),
             linked,
             conns: HashMap::new(),
             tasks: HashMap::new(),
@@ -435,7 +439,7 @@ impl Core {
                 live.upload = Some(Upload {
                     by: cid,
                     offset: 0,
-                    want: task.size.min(UPLOAD_SEGMENT),
+                    want: task.size.min(self.segment),
                     bad: 0,
                     busy: true,
                 });
@@ -719,7 +723,7 @@ impl Core {
         if up.offset >= task.size {
             return vec![Act::Io(IoJob::Finish { task, by })];
         }
-        up.want = (task.size - up.offset).min(UPLOAD_SEGMENT);
+        up.want = (task.size - up.offset).min(self.segment);
         up.busy = false;
         vec![
             Act::Send(by, pull_request(&task, up.offset, up.want)),

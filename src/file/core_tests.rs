@@ -26,7 +26,7 @@ fn core(linked: bool) -> Core {
     Core::new(
         Arc::new(Tokens),
         Arc::new(Counters::default()),
-        TIMEOUT,
+        (TIMEOUT, UPLOAD_SEGMENT),
         linked,
     )
 }

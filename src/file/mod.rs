@@ -129,7 +129,7 @@ impl FileRole {
         let core = core::Core::new(
             tokens,
             Arc::clone(&counters),
-            cfg.task_timeout,
+            (cfg.task_timeout, cfg.file_segment_size),
             link.is_some(),
         );
         let w = worker::FileWorker::new(
