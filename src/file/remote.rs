@@ -38,6 +38,8 @@ pub struct Remote {
     deletes: Mutex<HashMap<u32, OnDone>>,
     next_delete: AtomicU32,
     up: AtomicBool,
+    /// A token state could not be queued: resynchronise by reconnecting.
+    overflowed: AtomicBool,
     stop: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -56,19 +58,26 @@ impl Remote {
         notice: Arc<dyn ReadyNotice>,
     ) -> io::Result<Arc<Remote>> {
         let (tx, rx) = crossbeam_channel::bounded(LINK_QUEUE);
-        let observer_tx = tx.clone();
-        tokens.lock().set_observer(Box::new(move |s| {
-            // Full queue: the link is far behind; it resends every state on reconnect.
-            let _ = observer_tx.try_send(tokens_frame(&s));
-        }));
         let remote = Arc::new(Remote {
             tx,
             deletes: Mutex::new(HashMap::new()),
             next_delete: AtomicU32::new(1),
             up: AtomicBool::new(false),
+            overflowed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
         });
+        let weak = Arc::downgrade(&remote);
+        tokens.lock().set_observer(Box::new(move |s| {
+            let Some(r) = weak.upgrade() else {
+                return;
+            };
+            // A token state must not be lost: if the queue is full the link starts over
+            // (reconnect, then every state again).
+            if r.is_up() && r.tx.try_send(tokens_frame(&s)).is_err() {
+                r.overflowed.store(true, Ordering::Release);
+            }
+        }));
         let r = Arc::clone(&remote);
         let t = std::thread::Builder::new()
             .name("file-link".into())
@@ -158,6 +167,7 @@ impl Remote {
         let snapshot: Vec<Vec<u8>> = {
             let reg = tokens.lock();
             while rx.try_recv().is_ok() {}
+            self.overflowed.store(false, Ordering::Release);
             self.up.store(true, Ordering::Release);
             reg.states(Instant::now())
                 .iter()
@@ -196,6 +206,11 @@ impl Remote {
             }
             if reader.is_finished() {
                 return Err(io::Error::other("file server closed the link"));
+            }
+            if self.overflowed.swap(false, Ordering::AcqRel) {
+                return Err(io::Error::other(
+                    "link queue full: reconnecting to resend tokens",
+                ));
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(f) if f.is_empty() => {}
