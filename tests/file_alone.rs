@@ -155,6 +155,39 @@ fn run_links_to_a_file_role_alone() {
         .join(b_id.to_string())
         .join(&task.task_id);
     assert!(!stored.exists(), "the file went with its record");
+
+    // Online through the file role alone: the receiver's pull reaches the sender and the data
+    // comes back unchanged (B-FILE-5, B-FILE-6).
+    use ttserver::proto::file::{PullDataRequest, PullDataResponse};
+    use ttserver::proto::Id;
+    let t = a.request_file(a_id, b_id, b"live.txt", 5, 1).unwrap();
+    assert_eq!((t.result, t.trans_mode), (0, 1));
+    let mut snd = Client::connect(fr.addr).unwrap();
+    assert_eq!(snd.file_login(a_id, &a_tok, &t.task_id, 1).unwrap(), 0);
+    let mut rcv = Client::connect(fr.addr).unwrap();
+    assert_eq!(rcv.file_login(b_id, &b_tok, &t.task_id, 2).unwrap(), 0);
+    recv_mc(&mut rcv, 6, 3);
+    let pull = PullDataRequest {
+        task_id: t.task_id.as_bytes(),
+        user_id: Id::Num(b_id),
+        mode: 1,
+        offset: 0,
+        size: 5,
+    };
+    rcv.send(&Pdu::PullDataRequest(pull), 3).unwrap();
+    recv_mc(&mut snd, 6, 4);
+    let data = PullDataResponse {
+        result: 0,
+        task_id: t.task_id.as_bytes(),
+        user_id: Id::Num(a_id),
+        offset: 0,
+        data: b"hello",
+    };
+    snd.send(&Pdu::PullDataResponse(data), 4).unwrap();
+    match recv_mc(&mut rcv, 6, 5).pdu().unwrap() {
+        Pdu::PullDataResponse(r) => assert_eq!(r.data, b"hello"),
+        other => panic!("{other:?}"),
+    }
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
