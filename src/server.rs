@@ -240,15 +240,7 @@ impl Running {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let counters: Vec<String> = self
-            .state
-            .counters
-            .snapshot()
-            .into_iter()
-            .filter(|(_, v)| *v > 0)
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        log::info!(target: "server", "counters at stop: {}", counters.join(" "));
+        log::info!(target: "server", "counters at stop: {}", nonzero(&self.state.counters));
         // Dropping the state drops the last writer sender once every worker is gone.
         let writer = self.writer.take();
         drop(self);
@@ -300,6 +292,18 @@ pub fn run_file(cfg: Config) -> Result<(), ServerError> {
     log::info!(target: "server", "file role ready on {}", file.addr);
     let sig = signals.wait();
     log::info!(target: "server", "signal {sig}: stopping");
+    let counters = Arc::clone(&file.counters);
     file.stop();
+    log::info!(target: "server", "counters at stop: {}", nonzero(&counters));
     Ok(())
+}
+
+/// `name=value` for every counter above zero.
+fn nonzero(c: &crate::stats::Counters) -> String {
+    c.snapshot()
+        .into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -67,6 +67,8 @@ pub enum FileDeps {
 /// The running file role.
 pub struct FileRole {
     pub addr: SocketAddr,
+    /// The counters it bumps (the msg role's when in-process).
+    pub counters: Arc<Counters>,
     worker: Option<JoinHandle<()>>,
     io: Option<JoinHandle<()>>,
     tx: Sender<FileMsg>,
@@ -138,7 +140,7 @@ impl FileRole {
             listener,
             (rx, io_tx.clone()),
             core,
-            counters,
+            Arc::clone(&counters),
             link,
         )?;
         let worker = std::thread::Builder::new()
@@ -153,6 +155,7 @@ impl FileRole {
         Ok((
             FileRole {
                 addr,
+                counters: Arc::clone(&counters),
                 worker: Some(worker),
                 io: Some(io),
                 tx,
