@@ -1622,3 +1622,47 @@ fn upload_segments_follow_file_segment_size_b_file_8() {
         "the last one shorter"
     );
 }
+
+/// P-4 .. P-12 on the file port: a bad frame closes only its connection; an unknown command is
+/// skipped and the connection stays usable.
+#[test]
+fn malformed_input_on_the_file_port_closes_only_that_connection_p_11() {
+    let (srv, _) = Server::start(USERS);
+    let mut a = party(&srv, "alice", PC);
+    let b = party(&srv, "bob", PC);
+    let t = task(&mut a, b.id, b"m.bin", 10, OFFLINE).task;
+    let mut bad_len = srv.file_conn();
+    bad_len
+        .send_raw(&[0xff, 0xff, 0xff, 0xff, 0, 6, 0, 1, 0, 1, 0, 0])
+        .unwrap();
+    bad_len.expect_closed().unwrap();
+    // A 6/1 with one trailing byte (P-6).
+    let mut trailing = srv.file_conn();
+    let mut f = Pdu::FileLogin(ttserver::proto::file::FileLogin {
+        user_id: Id::Num(a.id),
+        token: a.tok.as_bytes(),
+        task_id: t.as_bytes(),
+        client_mode: UPLOAD,
+    })
+    .to_frame(1);
+    f.push(0);
+    let n = f.len() as u32;
+    f[..4].copy_from_slice(&n.to_be_bytes());
+    trailing.send_raw(&f).unwrap();
+    trailing.expect_closed().unwrap();
+    // An unknown command (3/1 belongs to the msg port) is skipped; the 6/1 after it works.
+    let mut ok = srv.file_conn();
+    let unknown = [0, 0, 0, 12, 0, 3, 0, 1, 0, 1, 0, 0];
+    ok.send_raw(&unknown).unwrap();
+    assert_eq!(
+        flogin(
+            &mut ok,
+            Id::Num(a.id),
+            a.tok.as_bytes(),
+            t.as_bytes(),
+            UPLOAD
+        ),
+        0
+    );
+    assert_eq!(server_pull(&mut ok, &t, a.id), (0, 10));
+}

@@ -332,36 +332,41 @@ impl FileWorker {
     /// Handles whole PDUs at the front of the input. False when the connection should not be
     /// read further now (held, closing or gone).
     fn process(&mut self, slot: usize) -> bool {
-        loop {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return false;
+        };
+        // Frames are handled in place; the consumed prefix is dropped once at the end.
+        let mut buf = std::mem::take(&mut c.inbuf);
+        let mut pos = 0;
+        let go_on = loop {
             if !self.may_process(slot) {
-                return false;
+                break false;
             }
-            let Some(c) = self.conns.get_mut(slot) else {
-                return false;
-            };
-            let header = match frame::check(&c.inbuf, self.max_pdu) {
+            let rest = buf.get(pos..).unwrap_or_default();
+            let header = match frame::check(rest, self.max_pdu) {
                 Ok(Some(h)) => h,
-                Ok(None) => return true,
+                Ok(None) => break true,
                 Err(e) => {
                     bump(&self.counters.proto_errors);
-                    log::warn!(target: "file", "peer={} protocol error: {e}", c.peer);
+                    if let Some(c) = self.conns.get(slot) {
+                        log::warn!(target: "file", "peer={} protocol error: {e}", c.peer);
+                    }
                     self.close_after_flush(slot);
-                    return false;
+                    break false;
                 }
             };
             let len = header.length as usize;
-            if c.inbuf.len() < len {
-                return true;
-            }
-            let buf = std::mem::take(&mut c.inbuf);
-            let raw = buf.get(..len).unwrap_or_default();
+            let raw = rest.get(..len).unwrap_or_default();
             self.handle_frame(slot, &header, raw);
-            if let Some(c) = self.conns.get_mut(slot) {
-                if !c.closing {
-                    c.inbuf = buf.get(len..).unwrap_or_default().to_vec();
-                }
+            pos += len;
+        };
+        if let Some(c) = self.conns.get_mut(slot) {
+            if !c.closing {
+                buf.drain(..pos.min(buf.len()));
+                c.inbuf = buf;
             }
         }
+        go_on
     }
 
     fn handle_frame(&mut self, slot: usize, h: &Header, raw: &[u8]) {
