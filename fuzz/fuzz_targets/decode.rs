@@ -29,10 +29,32 @@ fn check_roundtrip(dir: Dir, module: u16, command: u16, body: &[u8]) {
     assert_eq!(back.as_ref(), Some(&pdu));
 }
 
+/// The server-to-server link PDUs (file role alone): decode, re-encode, compare.
+fn check_link(body: &[u8]) {
+    use ttserver::proto::codec::Wire;
+    use ttserver::proto::internal::{self, LinkDelete, LinkHello, LinkTask, LinkTokens};
+    fn one<'a, T: Wire<'a> + PartialEq + std::fmt::Debug>(frame: &'a [u8], body: &[u8]) {
+        if let Ok(v) = internal::decode::<T>(frame) {
+            let again = internal::frame(1, Some(&v));
+            assert_eq!(&again[HEADER_LEN..], body, "link body re-encoding differs");
+        }
+    }
+    let mut frame = vec![0u8; HEADER_LEN];
+    frame.extend_from_slice(body);
+    one::<LinkHello>(&frame, body);
+    one::<LinkTask>(&frame, body);
+    one::<LinkTokens>(&frame, body);
+    one::<LinkDelete>(&frame, body);
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
+    if sel & 0xf8 == 0xf8 {
+        check_link(rest);
+        return;
+    }
     let dir = if sel & 1 == 0 {
         Dir::ToServer
     } else {
