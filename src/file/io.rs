@@ -2,9 +2,9 @@
 //! event loop never blocks (architecture.md section 2).
 //!
 //! - Offline uploads go to `DataDir/offline/tmp/<task>.part`, one segment at a time; on
-//!   completion the file is fsynced, renamed to `DataDir/offline/<to_id>/<task>`, the directory
-//!   fsynced, and only then the record committed (B-FILE-9). A crash before the commit leaves a
-//!   stray file that the start-up sweep removes, never a record without its file.
+//!   completion the open file goes to thread "file-sync" ([`super::place`]), which fsyncs it,
+//!   renames it to `DataDir/offline/<to_id>/<task>`, fsyncs the directory and only then commits
+//!   the record (B-FILE-9), so one large fsync does not hold up every other transfer's io.
 //! - Downloads: the record is checked and the finished file mapped with `memmap2`; the worker
 //!   copies pulls straight from the map (B-FILE-11).
 //! - The sweeper runs at start-up and every `FileSweepInterval`: records older than
@@ -25,6 +25,7 @@ use memmap2::Mmap;
 use rusqlite::Connection;
 
 use super::hub::{is_server_id, OnDone, ReadyNotice, Task};
+use super::place::{self, PlaceJob, Placer};
 use super::{Cid, FileMsg};
 use crate::stats::{bump, Counters};
 use crate::store::files::{self, OfflineFile};
@@ -87,6 +88,8 @@ pub enum IoDone {
 /// What the io thread needs besides its channel.
 pub struct IoSetup {
     pub db: Connection,
+    /// A second connection, for thread file-sync.
+    pub place_db: Connection,
     pub data_dir: PathBuf,
     pub offline_days: u32,
     pub sweep_every: Duration,
@@ -105,7 +108,8 @@ pub fn stored_path(data_dir: &Path, to: u32, task_id: &str) -> Option<PathBuf> {
         .then(|| offline_dir(data_dir).join(to.to_string()).join(task_id))
 }
 
-fn temp_path(data_dir: &Path, task_id: &str) -> Option<PathBuf> {
+/// Where an upload is written until it is complete; `None` unless `task_id` is a server id.
+pub fn temp_path(data_dir: &Path, task_id: &str) -> Option<PathBuf> {
     is_server_id(task_id.as_bytes()).then(|| {
         offline_dir(data_dir)
             .join("tmp")
@@ -114,7 +118,13 @@ fn temp_path(data_dir: &Path, task_id: &str) -> Option<PathBuf> {
 }
 
 struct Io {
-    s: IoSetup,
+    db: Connection,
+    data_dir: PathBuf,
+    offline_days: u32,
+    sweep_every: Duration,
+    counters: Arc<Counters>,
+    /// Thread file-sync (None once stopping).
+    place: Option<Sender<PlaceJob>>,
     uploads: HashMap<String, File>,
     reply: Sender<FileMsg>,
     waker: Arc<mio::Waker>,
@@ -122,15 +132,41 @@ struct Io {
 
 /// Runs the io thread until every sender of `jobs` is gone.
 pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker: Arc<mio::Waker>) {
+    let IoSetup {
+        db,
+        place_db,
+        data_dir,
+        offline_days,
+        sweep_every,
+        notice,
+        counters,
+    } = setup;
+    let (place_tx, place_rx) = crossbeam_channel::unbounded();
+    let placer = Placer {
+        db: place_db,
+        data_dir: data_dir.clone(),
+        notice,
+        counters: Arc::clone(&counters),
+        reply: reply.clone(),
+        waker: Arc::clone(&waker),
+    };
+    let sync = std::thread::Builder::new()
+        .name("file-sync".into())
+        .spawn(move || place::run(placer, place_rx));
     let mut io = Io {
-        s: setup,
+        db,
+        data_dir,
+        offline_days,
+        sweep_every,
+        counters,
+        place: Some(place_tx),
         uploads: HashMap::new(),
         reply,
         waker,
     };
     io.clear_temp();
     io.sweep();
-    let mut next_sweep = Instant::now() + io.s.sweep_every;
+    let mut next_sweep = Instant::now() + io.sweep_every;
     loop {
         let wait = next_sweep.saturating_duration_since(Instant::now());
         match jobs.recv_timeout(wait) {
@@ -138,10 +174,15 @@ pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker:
             Ok(job) => io.handle(job),
             Err(RecvTimeoutError::Timeout) => {
                 io.sweep();
-                next_sweep = Instant::now() + io.s.sweep_every;
+                next_sweep = Instant::now() + io.sweep_every;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
+    }
+    // Let uploads being placed finish before the temp directory is cleared.
+    io.place = None;
+    if let Ok(t) = sync {
+        let _ = t.join();
     }
     io.clear_temp();
 }
@@ -181,19 +222,30 @@ impl Io {
                     ok: ok.is_ok(),
                 });
             }
-            IoJob::Finish { task, by } => {
-                let ok = self.finish(&task);
-                if ok {
-                    self.s.notice.upload_complete(&task);
-                } else {
-                    self.abandon(&task.id);
+            IoJob::Finish { task, by } => match self.uploads.remove(&task.id) {
+                // The fsync and the rest go to thread file-sync (module place).
+                Some(file) => {
+                    let job = PlaceJob { task, by, file };
+                    let sent = match &self.place {
+                        Some(p) => p.send(job).map_err(|e| e.into_inner()),
+                        None => Err(job),
+                    };
+                    if let Err(job) = sent {
+                        let task = job.task;
+                        self.abandon(&task.id);
+                        self.send(IoDone::Finished {
+                            task_id: task.id.clone(),
+                            by,
+                            ok: false,
+                        });
+                    }
                 }
-                self.send(IoDone::Finished {
+                None => self.send(IoDone::Finished {
                     task_id: task.id.clone(),
                     by,
-                    ok,
-                });
-            }
+                    ok: false,
+                }),
+            },
             IoJob::Abandon { task_id } => self.abandon(&task_id),
             IoJob::OpenDownload { cid, task_id, user } => {
                 let file = self.open_download(&task_id, user);
@@ -213,7 +265,7 @@ impl Io {
     }
 
     fn begin(&mut self, task_id: &str) -> io::Result<()> {
-        let path = temp_path(&self.s.data_dir, task_id)
+        let path = temp_path(&self.data_dir, task_id)
             .ok_or_else(|| io::Error::other("not a server id"))?;
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
@@ -227,61 +279,16 @@ impl Io {
         Ok(())
     }
 
-    /// fsync, rename into place, fsync the directory, commit the record (B-FILE-9).
-    fn finish(&mut self, task: &Task) -> bool {
-        let Some(file) = self.uploads.remove(&task.id) else {
-            return false;
-        };
-        let (Some(tmp), Some(dest)) = (
-            temp_path(&self.s.data_dir, &task.id),
-            stored_path(&self.s.data_dir, task.to, &task.id),
-        ) else {
-            return false;
-        };
-        let placed = (|| -> io::Result<()> {
-            if file.metadata()?.len() != u64::from(task.size) {
-                return Err(io::Error::other("size differs from the task"));
-            }
-            file.sync_all()?;
-            drop(file);
-            let dir = dest.parent().ok_or_else(|| io::Error::other("no parent"))?;
-            fs::create_dir_all(dir)?;
-            fs::rename(&tmp, &dest)?;
-            File::open(dir)?.sync_all()
-        })();
-        if let Err(e) = placed {
-            log_io("finish", &task.id, e);
-            let _ = fs::remove_file(&tmp);
-            return false;
-        }
-        let rec = OfflineFile {
-            task_id: task.id.clone(),
-            from_id: task.from,
-            to_id: task.to,
-            file_name: task.name.clone(),
-            file_size: task.size,
-            created: crate::state::unix_now(),
-        };
-        if let Err(e) = files::insert(&self.s.db, &rec) {
-            bump(&self.s.counters.store_failures);
-            log::error!(target: "file", "task {}: record not stored: {e}", task.id);
-            let _ = fs::remove_file(&dest);
-            return false;
-        }
-        log::info!(target: "file", "task {}: offline file of {} bytes stored for {}", task.id, task.size, task.to);
-        true
-    }
-
     fn abandon(&mut self, task_id: &str) {
         self.uploads.remove(task_id);
-        if let Some(p) = temp_path(&self.s.data_dir, task_id) {
+        if let Some(p) = temp_path(&self.data_dir, task_id) {
             let _ = fs::remove_file(p);
         }
     }
 
     /// The oldest `created` still served.
     fn not_before(&self) -> u32 {
-        crate::state::unix_now().saturating_sub(self.s.offline_days.saturating_mul(86_400))
+        crate::state::unix_now().saturating_sub(self.offline_days.saturating_mul(86_400))
     }
 
     fn open_download(&self, task_id: &[u8], user: u32) -> Option<(OfflineFile, Arc<Mmap>)> {
@@ -289,16 +296,16 @@ impl Io {
             return None;
         }
         let task_id = std::str::from_utf8(task_id).ok()?;
-        let rec = match files::get(&self.s.db, task_id, self.not_before()) {
+        let rec = match files::get(&self.db, task_id, self.not_before()) {
             Ok(Some(r)) if r.to_id == user => r,
             Ok(_) => return None,
             Err(e) => {
-                bump(&self.s.counters.store_failures);
+                bump(&self.counters.store_failures);
                 log::error!(target: "file", "lookup of {task_id}: {e}");
                 return None;
             }
         };
-        let path = stored_path(&self.s.data_dir, rec.to_id, &rec.task_id)?;
+        let path = stored_path(&self.data_dir, rec.to_id, &rec.task_id)?;
         let map = (|| -> io::Result<Mmap> {
             let f = File::open(&path)?;
             // SAFETY: the file is never written after its rename into place; deletion only
@@ -323,19 +330,19 @@ impl Io {
             .ok()
             .filter(|t| is_server_id(t.as_bytes()))
         else {
-            bump(&self.s.counters.file_rejected);
+            bump(&self.counters.file_rejected);
             return;
         };
-        match files::delete(&self.s.db, task_id, from, to) {
+        match files::delete(&self.db, task_id, from, to) {
             Ok(true) => {
-                if let Some(p) = stored_path(&self.s.data_dir, to, task_id) {
+                if let Some(p) = stored_path(&self.data_dir, to, task_id) {
                     let _ = fs::remove_file(p);
                 }
                 log::info!(target: "file", "offline file {task_id} deleted by its receiver {to}");
             }
-            Ok(false) => bump(&self.s.counters.file_rejected),
+            Ok(false) => bump(&self.counters.file_rejected),
             Err(e) => {
-                bump(&self.s.counters.store_failures);
+                bump(&self.counters.store_failures);
                 log::error!(target: "file", "delete {task_id}: {e}");
             }
         }
@@ -343,10 +350,10 @@ impl Io {
 
     /// B-FILE-15: records first (so nothing lists or serves them), then the files.
     fn sweep(&self) {
-        match files::delete_older(&self.s.db, self.not_before()) {
+        match files::delete_older(&self.db, self.not_before()) {
             Ok(gone) => {
                 for (task, to) in &gone {
-                    if let Some(p) = stored_path(&self.s.data_dir, *to, task) {
+                    if let Some(p) = stored_path(&self.data_dir, *to, task) {
                         let _ = fs::remove_file(p);
                     }
                 }
@@ -355,7 +362,7 @@ impl Io {
                 }
             }
             Err(e) => {
-                bump(&self.s.counters.store_failures);
+                bump(&self.counters.store_failures);
                 log::error!(target: "file", "sweeper: {e}");
             }
         }
@@ -363,7 +370,7 @@ impl Io {
 
     /// Temporary files of uploads that were running when the process stopped.
     fn clear_temp(&self) {
-        let dir = offline_dir(&self.s.data_dir).join("tmp");
+        let dir = offline_dir(&self.data_dir).join("tmp");
         if let Ok(entries) = fs::read_dir(dir) {
             for e in entries.flatten() {
                 if !self

@@ -5,21 +5,24 @@
 //!   (FileHub)   --6/19: Delete----+  |                     |    receiver (ReadyNotice)
 //!                                 |  v                     |
 //!   file port --> [ file-worker: mio loop, Core ] <--IoDone-- [ file-io: disk + SQLite ]
-//!                       |  Act::Io(IoJob) ------------------>      temp file, fsync, rename,
-//!                       v                                          record, mmap, sweeper
+//!                       |  Act::Io(IoJob) ------------------>      temp files, maps, deletes,
+//!                       v                                          sweeper; hands a finished
+//!                                                                  upload to [ file-sync:
+//!                                                                  fsync, rename, record ]
 //!                 sockets: relay 6/4 / 6/5 between online parties, pull offline uploads,
 //!                 serve offline downloads from the mmap
 //! ```
 //!
 //! One worker thread serves every file connection; both parties of an online task are then on
 //! the same thread, so relaying a PDU is a queue push. Disk and database work happen on the io
-//! thread only ([`io`]); the worker never blocks. The decisions are in [`core::Core`], a
+//! threads only ([`io`], [`place`]); the worker never blocks. The decisions are in [`core::Core`], a
 //! function of state and events that the tests drive without sockets.
 
 pub mod core;
 pub mod hub;
 pub mod io;
 pub mod link;
+pub mod place;
 pub mod remote;
 pub mod worker;
 
@@ -112,10 +115,14 @@ impl FileRole {
                     (mirror, notice, Arc::new(Counters::default()), Some(side))
                 }
             };
-        let db = crate::store::open(&cfg.db_path(), cfg.db_sync)
-            .map_err(|e| std::io::Error::other(format!("file role database: {e}")))?;
+        let open_db = || {
+            crate::store::open(&cfg.db_path(), cfg.db_sync)
+                .map_err(|e| std::io::Error::other(format!("file role database: {e}")))
+        };
+        let (db, place_db) = (open_db()?, open_db()?);
         let setup = IoSetup {
             db,
+            place_db,
             data_dir: cfg.data_dir.clone(),
             offline_days: cfg.offline_file_days,
             sweep_every: cfg.file_sweep_interval.max(Duration::from_secs(1)),
