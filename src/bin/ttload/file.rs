@@ -1,7 +1,7 @@
 //! `file`: offline file transfer throughput (behaviour.md B-FILE-8 .. B-FILE-11), and `tcpcopy`,
 //! its baseline.
 //!
-//! `file`: the sender <P>1 and the receiver <P>2 log in (1/1 on the login port, 1/3 on the msg
+//! `file`: the sender `<P>1` and the receiver `<P>2` log in (1/1 on the login port, 1/3 on the msg
 //! port); the sender asks for an offline task (6/10 -> 6/11), logs in to the file port (6/1 mode
 //! 3) and answers the server's 65,536-byte pulls (6/4 -> 6/5) with generated data until 6/3
 //! done; then the receiver logs in to the file port (6/1 mode 4) and pulls the file back with
