@@ -84,6 +84,7 @@ pub const KEYS: &[&str] = &[
     "TaskTimeout",
     "FileSweepInterval",
     "FileSegmentSize",
+    "MaxFileTasks",
     "TokenGrace",
     "MsfsMaxFileSize",
     "MsfsRequireToken",
@@ -169,6 +170,8 @@ pub struct Config {
     pub file_sweep_interval: Duration,
     /// Bytes the server asks for per 6/4 of an offline upload (B-FILE-8).
     pub file_segment_size: u32,
+    /// Live file tasks at most (6/11 result 2 beyond).
+    pub max_file_tasks: usize,
     pub token_grace: Duration,
     pub msfs_max_file_size: u64,
     pub msfs_require_token: bool,
@@ -233,6 +236,7 @@ impl Default for Config {
             task_timeout: Duration::from_secs(3600),
             file_sweep_interval: Duration::from_secs(3600),
             file_segment_size: 65_536,
+            max_file_tasks: 100_000,
             token_grace: Duration::from_secs(60),
             msfs_max_file_size: 5_242_880,
             msfs_require_token: true,
@@ -643,6 +647,7 @@ impl Config {
             "MaxOfflineFiles" => self.max_offline_files = list_cap(v)?,
             "TaskTimeout" => self.task_timeout = secs(v, 1)?,
             "FileSegmentSize" => self.file_segment_size = int(v, 1024, 16 << 20)?,
+            "MaxFileTasks" => self.max_file_tasks = int(v, 1, 10_000_000)?,
             "FileSweepInterval" => {
                 self.file_sweep_interval = int(v, 1, 3600).map(Duration::from_secs)?
             }
@@ -710,6 +715,7 @@ impl fmt::Debug for Config {
             .field("task_timeout", &self.task_timeout)
             .field("file_sweep_interval", &self.file_sweep_interval)
             .field("file_segment_size", &self.file_segment_size)
+            .field("max_file_tasks", &self.max_file_tasks)
             .field("token_grace", &self.token_grace)
             .field("msfs_max_file_size", &self.msfs_max_file_size)
             .field("msfs_require_token", &self.msfs_require_token)

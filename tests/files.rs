@@ -1666,3 +1666,23 @@ fn malformed_input_on_the_file_port_closes_only_that_connection_p_11() {
     );
     assert_eq!(server_pull(&mut ok, &t, a.id), (0, 10));
 }
+
+/// MaxFileTasks: at the cap 6/10 answers result 2 (B-FILE-3 "task not creatable"); once a
+/// task ends there is room again.
+#[test]
+fn live_tasks_are_capped_b_file_3() {
+    let (srv, _) = Server::start_with("MaxFileTasks=2", USERS);
+    let mut a = party(&srv, "alice", PC);
+    let b = party(&srv, "bob", PC);
+    let first = task(&mut a, b.id, b"1", 10, OFFLINE).task;
+    task(&mut a, b.id, b"2", 10, OFFLINE);
+    let r = file_req(&mut a.c, Id::Num(a.id), Id::Num(b.id), b"3", 10, OFFLINE, 5);
+    assert_eq!((r.result, r.task.as_str(), r.trans_mode), (2, "", 0));
+    assert!(r.addrs.is_empty());
+    // Finish the first upload: its task ends and a new one can be created.
+    let mut up = file_party(&srv, a.id, &a.tok, &first, UPLOAD);
+    up.serve_upload(&first, a.id, &[7u8; 10]).unwrap();
+    up.expect_closed().unwrap();
+    let r = file_req(&mut a.c, Id::Num(a.id), Id::Num(b.id), b"4", 10, OFFLINE, 6);
+    assert_eq!(r.result, 0);
+}

@@ -7,6 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,12 +102,26 @@ struct Live {
     upload: Option<Upload>,
 }
 
+/// The file role's limits (conf values).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `TaskTimeout` (B-FILE-15).
+    pub task_timeout: Duration,
+    /// `FileSegmentSize` (B-FILE-8).
+    pub segment: u32,
+    /// `MaxFileTasks`: live tasks at most; more announcements are dropped.
+    pub max_tasks: usize,
+}
+
 pub struct Core {
     tokens: Arc<dyn TokenCheck>,
     counters: Arc<Counters>,
     task_timeout: Duration,
     /// Bytes asked for per 6/4 of an offline upload (`FileSegmentSize`).
     segment: u32,
+    max_tasks: usize,
+    /// The number of live tasks, shared with the msg role's hub (it refuses 6/10 at the cap).
+    live: Arc<AtomicUsize>,
     /// Tasks arrive over a link from another process (see [`Phase::Parked`]).
     linked: bool,
     conns: HashMap<Cid, Phase>,
@@ -187,14 +202,17 @@ impl Core {
     pub fn new(
         tokens: Arc<dyn TokenCheck>,
         counters: Arc<Counters>,
-        (task_timeout, segment): (Duration, u32),
+        limits: Limits,
+        live: Arc<AtomicUsize>,
         linked: bool,
     ) -> Self {
         Core {
             tokens,
             counters,
-            task_timeout,
-            segment: segment.max(1),
+            task_timeout: limits.task_timeout,
+            segment: limits.segment.max(1),
+            max_tasks: limits.max_tasks,
+            live,
             linked,
             conns: HashMap::new(),
             tasks: HashMap::new(),
@@ -245,6 +263,13 @@ impl Core {
     }
 
     fn add_task(&mut self, task: Task, now: Instant) {
+        if self.tasks.len() >= self.max_tasks {
+            // The in-process hub refuses 6/10 before this (result 2); over a link the msg
+            // server cannot see the count, so the task is dropped here and its 6/1 refused.
+            bump(&self.counters.file_rejected);
+            log::warn!(target: "file", "task {} dropped: MaxFileTasks reached", task.id);
+            return;
+        }
         self.expiry
             .push(Reverse((now + self.task_timeout, task.id.clone())));
         self.tasks.insert(
@@ -257,6 +282,14 @@ impl Core {
                 upload: None,
             },
         );
+        self.live.store(self.tasks.len(), Ordering::Relaxed);
+    }
+
+    /// Removes a task (ended, stored, expired).
+    fn remove_task(&mut self, task_id: &str) -> Option<Live> {
+        let live = self.tasks.remove(task_id);
+        self.live.store(self.tasks.len(), Ordering::Relaxed);
+        live
     }
 
     pub fn accepted(&mut self, cid: Cid) {
@@ -489,7 +522,7 @@ impl Core {
 
     /// Ends a task: both parties' connections close once flushed, an upload is abandoned.
     fn end_task(&mut self, task_id: &str) -> Vec<Act> {
-        let Some(live) = self.tasks.remove(task_id) else {
+        let Some(live) = self.remove_task(task_id) else {
             return Vec::new();
         };
         let mut acts = Vec::new();
@@ -665,7 +698,7 @@ impl Core {
                 if !ok {
                     return self.abandon_upload(&task_id, by);
                 }
-                let Some(live) = self.tasks.remove(&task_id) else {
+                let Some(live) = self.remove_task(&task_id) else {
                     return Vec::new();
                 };
                 self.conns.insert(by, Phase::Ended);

@@ -23,10 +23,20 @@ impl TokenCheck for Tokens {
 }
 
 fn core(linked: bool) -> Core {
+    core_with(linked, 1000)
+}
+
+fn core_with(linked: bool, max_tasks: usize) -> Core {
+    let limits = Limits {
+        task_timeout: TIMEOUT,
+        segment: UPLOAD_SEGMENT,
+        max_tasks,
+    };
     Core::new(
         Arc::new(Tokens),
         Arc::new(Counters::default()),
-        (TIMEOUT, UPLOAD_SEGMENT),
+        limits,
+        Arc::default(),
         linked,
     )
 }
@@ -518,4 +528,33 @@ fn a_linked_core_waits_briefly_for_a_task_announcement() {
     let acts = c.expire(now + LINK_GRACE);
     assert_eq!(result_of(&sends(&acts)[0].3), 1);
     assert!(closes(&acts, cid(2)));
+}
+
+#[test]
+fn live_tasks_are_capped_and_counted() {
+    // MaxFileTasks: over the cap an announcement is dropped (its 6/1 is refused).
+    let now = Instant::now();
+    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let limits = Limits {
+        task_timeout: TIMEOUT,
+        segment: UPLOAD_SEGMENT,
+        max_tasks: 2,
+    };
+    let mut c = Core::new(
+        Arc::new(Tokens),
+        Arc::new(Counters::default()),
+        limits,
+        Arc::clone(&live),
+        false,
+    );
+    let ts: Vec<Task> = (0..3).map(|_| task(TransMode::Online, 10)).collect();
+    for t in &ts {
+        c.task_created(t.clone(), now);
+    }
+    assert_eq!((c.task_count(), live.load(Ordering::Relaxed)), (2, 2));
+    c.accepted(cid(1));
+    let acts = login(&mut c, cid(1), A, &ts[2].id, 1, now);
+    assert_eq!(result_of(&sends(&acts)[0].3), 1);
+    c.expire(now + TIMEOUT);
+    assert_eq!((c.task_count(), live.load(Ordering::Relaxed)), (0, 0));
 }

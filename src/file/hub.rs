@@ -6,6 +6,7 @@
 //! the file port the announcement is already in the channel, and the worker drains its channel
 //! before it looks a task up (see [`super::worker`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -40,7 +41,8 @@ pub struct Task {
 /// Why a task could not be created (6/11 result 2 or 8).
 #[derive(Debug, PartialEq, Eq)]
 pub enum CreateError {
-    /// No random id, or the file role's queue is full: 6/11 result 2.
+    /// No random id, `MaxFileTasks` live tasks, or the file role's queue is full: 6/11
+    /// result 2.
     NotCreatable,
     /// The file role is not running: 6/11 result 8.
     NoFileService,
@@ -65,6 +67,9 @@ enum Route {
         worker: Sender<FileMsg>,
         waker: Arc<mio::Waker>,
         io: Sender<IoJob>,
+        /// Live tasks (kept by the file role) and `MaxFileTasks`.
+        live: Arc<AtomicUsize>,
+        max: usize,
     },
     /// Another process, over a link (`FileServer`).
     Remote(Arc<Remote>),
@@ -83,10 +88,17 @@ impl FileHub {
         worker: Sender<FileMsg>,
         waker: Arc<mio::Waker>,
         io: Sender<IoJob>,
+        (live, max): (Arc<AtomicUsize>, usize),
         addrs: Vec<(Vec<u8>, u16)>,
     ) -> FileHub {
         FileHub {
-            route: Route::Local { worker, waker, io },
+            route: Route::Local {
+                worker,
+                waker,
+                io,
+                live,
+                max,
+            },
             addrs: addrs.into(),
         }
     }
@@ -118,7 +130,18 @@ impl FileHub {
             mode,
         };
         match &self.route {
-            Route::Local { worker, waker, .. } => {
+            Route::Local {
+                worker,
+                waker,
+                live,
+                max,
+                ..
+            } => {
+                // Announcements still in the channel are not counted yet: the cap may be
+                // passed by at most the channel's capacity, and the file role drops those.
+                if live.load(Ordering::Relaxed) >= *max {
+                    return Err(CreateError::NotCreatable);
+                }
                 match worker.try_send(FileMsg::TaskCreated(task.clone())) {
                     Ok(()) => {
                         let _ = waker.wake();

@@ -27,6 +27,7 @@ pub mod remote;
 pub mod worker;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -135,10 +136,17 @@ impl FileRole {
         let io = std::thread::Builder::new()
             .name("file-io".into())
             .spawn(move || io::run(setup, io_rx, reply_tx, reply_waker))?;
+        let limits = core::Limits {
+            task_timeout: cfg.task_timeout,
+            segment: cfg.file_segment_size,
+            max_tasks: cfg.max_file_tasks,
+        };
+        let live = Arc::new(AtomicUsize::new(0));
         let core = core::Core::new(
             tokens,
             Arc::clone(&counters),
-            (cfg.task_timeout, cfg.file_segment_size),
+            limits,
+            Arc::clone(&live),
             link.is_some(),
         );
         let w = worker::FileWorker::new(
@@ -158,7 +166,13 @@ impl FileRole {
             .iter()
             .map(|ip| (ip.clone().into_bytes(), addr.port()))
             .collect();
-        let hub = FileHub::new(tx.clone(), Arc::clone(&waker), io_tx.clone(), addrs);
+        let hub = FileHub::new(
+            tx.clone(),
+            Arc::clone(&waker),
+            io_tx.clone(),
+            (live, cfg.max_file_tasks),
+            addrs,
+        );
         Ok((
             FileRole {
                 addr,
