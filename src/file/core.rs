@@ -120,7 +120,8 @@ pub struct Core {
     /// Bytes asked for per 6/4 of an offline upload (`FileSegmentSize`).
     segment: u32,
     max_tasks: usize,
-    /// The number of live tasks, shared with the msg role's hub (it refuses 6/10 at the cap).
+    /// Live tasks as the msg role's hub counts them: it reserves a place per announced task
+    /// (refusing 6/10 at the cap), the core gives it back when the task goes.
     live: Arc<AtomicUsize>,
     /// Tasks arrive over a link from another process (see [`Phase::Parked`]).
     linked: bool,
@@ -264,10 +265,12 @@ impl Core {
 
     fn add_task(&mut self, task: Task, now: Instant) {
         if self.tasks.len() >= self.max_tasks {
-            // The in-process hub refuses 6/10 before this (result 2); over a link the msg
-            // server cannot see the count, so the task is dropped here and its 6/1 refused.
+            // The in-process hub reserves a place before it announces (6/10 result 2 at the
+            // cap); over a link the msg server cannot see the count, so the task is dropped
+            // here and its 6/1 refused.
             bump(&self.counters.file_rejected);
             log::warn!(target: "file", "task {} dropped: MaxFileTasks reached", task.id);
+            self.release_place();
             return;
         }
         self.expiry
@@ -282,14 +285,24 @@ impl Core {
                 upload: None,
             },
         );
-        self.live.store(self.tasks.len(), Ordering::Relaxed);
     }
 
-    /// Removes a task (ended, stored, expired).
+    /// Removes a task (ended, stored, expired) and gives its place back to the hub.
     fn remove_task(&mut self, task_id: &str) -> Option<Live> {
         let live = self.tasks.remove(task_id);
-        self.live.store(self.tasks.len(), Ordering::Relaxed);
+        if live.is_some() {
+            self.release_place();
+        }
         live
+    }
+
+    /// One task fewer in the shared count (never below 0: over a link nobody reserves).
+    fn release_place(&self) {
+        let _ = self
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            });
     }
 
     pub fn accepted(&mut self, cid: Cid) {

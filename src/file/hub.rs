@@ -137,12 +137,19 @@ impl FileHub {
                 max,
                 ..
             } => {
-                // Announcements still in the channel are not counted yet: the cap may be
-                // passed by at most the channel's capacity, and the file role drops those.
-                if live.load(Ordering::Relaxed) >= *max {
+                // A place is reserved here, before the announcement; the file role gives it
+                // back when the task ends.
+                let reserved = live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < *max).then_some(n + 1)
+                });
+                if reserved.is_err() {
                     return Err(CreateError::NotCreatable);
                 }
-                match worker.try_send(FileMsg::TaskCreated(task.clone())) {
+                let sent = worker.try_send(FileMsg::TaskCreated(task.clone()));
+                if sent.is_err() {
+                    live.fetch_sub(1, Ordering::AcqRel);
+                }
+                match sent {
                     Ok(()) => {
                         let _ = waker.wake();
                         Ok(task)
