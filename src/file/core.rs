@@ -539,9 +539,10 @@ impl Core {
             return Vec::new();
         };
         let mut acts = Vec::new();
-        if live.upload.is_some() {
+        if let Some(up) = &live.upload {
             acts.push(Act::Io(IoJob::Abandon {
                 task_id: task_id.to_string(),
+                by: up.by,
             }));
         }
         for c in [live.sender, live.receiver].into_iter().flatten() {
@@ -689,6 +690,7 @@ impl Core {
         vec![
             Act::Io(IoJob::Abandon {
                 task_id: task_id.to_string(),
+                by: cid,
             }),
             Act::CloseAfterFlush(cid),
         ]
@@ -705,20 +707,38 @@ impl Core {
                     .get(&task_id)
                     .and_then(|l| l.upload.as_ref())
                     .is_some_and(|u| u.by == by);
-                if !current {
-                    return Vec::new();
-                }
                 if !ok {
-                    return self.abandon_upload(&task_id, by);
+                    return if current {
+                        self.abandon_upload(&task_id, by)
+                    } else {
+                        Vec::new()
+                    };
                 }
+                // Stored: the task is over, even if its uploader left while the file was being
+                // placed (then nobody hears "done", and a restarted attempt is stopped: the
+                // file and its record exist).
                 let Some(live) = self.remove_task(&task_id) else {
                     return Vec::new();
                 };
-                self.conns.insert(by, Phase::Ended);
-                vec![
-                    Act::Send(by, state_pdu(DONE, &task_id, live.task.from)),
-                    Act::CloseAfterFlush(by),
-                ]
+                if current {
+                    self.conns.insert(by, Phase::Ended);
+                    return vec![
+                        Act::Send(by, state_pdu(DONE, &task_id, live.task.from)),
+                        Act::CloseAfterFlush(by),
+                    ];
+                }
+                let mut acts = Vec::new();
+                if let Some(up) = &live.upload {
+                    acts.push(Act::Io(IoJob::Abandon {
+                        task_id: task_id.clone(),
+                        by: up.by,
+                    }));
+                }
+                for c in [live.sender, live.receiver].into_iter().flatten() {
+                    self.conns.insert(c, Phase::Ended);
+                    acts.push(Act::CloseAfterFlush(c));
+                }
+                acts
             }
             IoDone::Opened { cid, file } => {
                 let Some(Phase::Opening { reserved, task_id }) = self.conns.remove(&cid) else {
@@ -796,7 +816,7 @@ impl Core {
         if live.sender == Some(cid) {
             live.sender = None;
             if live.upload.take().is_some() {
-                return vec![Act::Io(IoJob::Abandon { task_id })];
+                return vec![Act::Io(IoJob::Abandon { task_id, by: cid })];
             }
         }
         Vec::new()

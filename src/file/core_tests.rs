@@ -559,3 +559,30 @@ fn live_tasks_are_capped_and_counted() {
     c.expire(now + TIMEOUT);
     assert_eq!((c.task_count(), live.load(Ordering::Relaxed)), (0, 0));
 }
+
+#[test]
+fn an_upload_stored_after_its_uploader_left_ends_the_task() {
+    // B-FILE-9/10: the last segment was in and the file is being placed when the uploader
+    // disconnects and logs in again; the placement succeeds, so the task is over and the new
+    // attempt is stopped (no second file under the same task id).
+    let now = Instant::now();
+    let mut c = core(false);
+    let t = task(TransMode::Offline, 10);
+    c.task_created(t.clone(), now);
+    c.accepted(cid(1));
+    login(&mut c, cid(1), A, &t.id, 3, now);
+    c.closed(cid(1), now);
+    c.accepted(cid(2));
+    login(&mut c, cid(2), A, &t.id, 3, now);
+    let acts = c.io_done(
+        IoDone::Finished {
+            task_id: t.id.clone(),
+            by: cid(1),
+            ok: true,
+        },
+        now,
+    );
+    assert!(matches!(acts[0], Act::Io(IoJob::Abandon { .. })));
+    assert!(closes(&acts, cid(2)));
+    assert_eq!(c.task_count(), 0);
+}

@@ -1,7 +1,7 @@
 //! Thread "file-io": every disk and database operation of the file role, so the file worker's
 //! event loop never blocks (architecture.md section 2).
 //!
-//! - Offline uploads go to `DataDir/offline/tmp/<task>.part`, one segment at a time; on
+//! - Offline uploads go to `DataDir/offline/tmp/<task>.<attempt>.part` (one file per attempt), one segment at a time; on
 //!   completion the open file goes to thread "file-sync" ([`super::place`]), which fsyncs it,
 //!   renames it to `DataDir/offline/<to_id>/<task>`, fsyncs the directory and only then commits
 //!   the record (B-FILE-9), so one large fsync does not hold up every other transfer's io.
@@ -43,8 +43,8 @@ pub enum IoJob {
     },
     /// The last segment is in: fsync, rename, commit the record, tell the receiver.
     Finish { task: Arc<Task>, by: Cid },
-    /// Drop the temporary file of an abandoned upload (B-FILE-10).
-    Abandon { task_id: String },
+    /// Drop the temporary file of an abandoned upload attempt (B-FILE-10).
+    Abandon { task_id: String, by: Cid },
     /// 6/1 mode 4: find the record and map the file.
     OpenDownload {
         cid: Cid,
@@ -108,12 +108,14 @@ pub fn stored_path(data_dir: &Path, to: u32, task_id: &str) -> Option<PathBuf> {
         .then(|| offline_dir(data_dir).join(to.to_string()).join(task_id))
 }
 
-/// Where an upload is written until it is complete; `None` unless `task_id` is a server id.
-pub fn temp_path(data_dir: &Path, task_id: &str) -> Option<PathBuf> {
+/// Where the upload attempt of connection `by` is written until it is complete; `None` unless
+/// `task_id` is a server id. One file per attempt: a restarted upload never writes into the
+/// file an earlier attempt is still placing.
+pub fn temp_path(data_dir: &Path, task_id: &str, by: Cid) -> Option<PathBuf> {
     is_server_id(task_id.as_bytes()).then(|| {
         offline_dir(data_dir)
             .join("tmp")
-            .join(format!("{task_id}.part"))
+            .join(format!("{task_id}.{}.{}.part", by.slot, by.generation))
     })
 }
 
@@ -125,7 +127,8 @@ struct Io {
     counters: Arc<Counters>,
     /// Thread file-sync (None once stopping).
     place: Option<Sender<PlaceJob>>,
-    uploads: HashMap<String, File>,
+    /// Open temporary files by task, with the attempt (uploader connection) they belong to.
+    uploads: HashMap<String, (Cid, File)>,
     reply: Sender<FileMsg>,
     waker: Arc<mio::Waker>,
 }
@@ -198,7 +201,7 @@ impl Io {
         match job {
             IoJob::Begin { task, by } => {
                 let ok = self
-                    .begin(&task.id)
+                    .begin(&task.id, by)
                     .map_err(|e| log_io("begin", &task.id, e));
                 self.send(IoDone::Began {
                     task_id: task.id.clone(),
@@ -208,13 +211,13 @@ impl Io {
             }
             IoJob::Append { task_id, by, data } => {
                 let ok = match self.uploads.get_mut(&task_id) {
-                    Some(f) => f
+                    Some((at, f)) if *at == by => f
                         .write_all(&data)
                         .map_err(|e| log_io("append", &task_id, e)),
-                    None => Err(()),
+                    _ => Err(()),
                 };
                 if ok.is_err() {
-                    self.abandon(&task_id);
+                    self.abandon(&task_id, by);
                 }
                 self.send(IoDone::Appended {
                     task_id,
@@ -222,7 +225,7 @@ impl Io {
                     ok: ok.is_ok(),
                 });
             }
-            IoJob::Finish { task, by } => match self.uploads.remove(&task.id) {
+            IoJob::Finish { task, by } => match self.take_upload(&task.id, by) {
                 // The fsync and the rest go to thread file-sync (module place).
                 Some(file) => {
                     let job = PlaceJob { task, by, file };
@@ -232,7 +235,7 @@ impl Io {
                     };
                     if let Err(job) = sent {
                         let task = job.task;
-                        self.abandon(&task.id);
+                        self.abandon(&task.id, by);
                         self.send(IoDone::Finished {
                             task_id: task.id.clone(),
                             by,
@@ -246,7 +249,7 @@ impl Io {
                     ok: false,
                 }),
             },
-            IoJob::Abandon { task_id } => self.abandon(&task_id),
+            IoJob::Abandon { task_id, by } => self.abandon(&task_id, by),
             IoJob::OpenDownload { cid, task_id, user } => {
                 let file = self.open_download(&task_id, user);
                 self.send(IoDone::Opened { cid, file });
@@ -264,8 +267,8 @@ impl Io {
         }
     }
 
-    fn begin(&mut self, task_id: &str) -> io::Result<()> {
-        let path = temp_path(&self.data_dir, task_id)
+    fn begin(&mut self, task_id: &str, by: Cid) -> io::Result<()> {
+        let path = temp_path(&self.data_dir, task_id, by)
             .ok_or_else(|| io::Error::other("not a server id"))?;
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
@@ -275,13 +278,21 @@ impl Io {
             .create(true)
             .truncate(true)
             .open(&path)?;
-        self.uploads.insert(task_id.to_string(), f);
+        self.uploads.insert(task_id.to_string(), (by, f));
         Ok(())
     }
 
-    fn abandon(&mut self, task_id: &str) {
-        self.uploads.remove(task_id);
-        if let Some(p) = temp_path(&self.data_dir, task_id) {
+    /// The open file of attempt `by`, if that is the task's current attempt.
+    fn take_upload(&mut self, task_id: &str, by: Cid) -> Option<File> {
+        match self.uploads.get(task_id) {
+            Some((at, _)) if *at == by => self.uploads.remove(task_id).map(|(_, f)| f),
+            _ => None,
+        }
+    }
+
+    fn abandon(&mut self, task_id: &str, by: Cid) {
+        drop(self.take_upload(task_id, by));
+        if let Some(p) = temp_path(&self.data_dir, task_id, by) {
             let _ = fs::remove_file(p);
         }
     }
@@ -369,16 +380,12 @@ impl Io {
     }
 
     /// Temporary files of uploads that were running when the process stopped.
+    /// (At start-up and stop: an upload cannot outlive the process, its task is in memory.)
     fn clear_temp(&self) {
         let dir = offline_dir(&self.data_dir).join("tmp");
         if let Ok(entries) = fs::read_dir(dir) {
             for e in entries.flatten() {
-                if !self
-                    .uploads
-                    .contains_key(e.file_name().to_string_lossy().trim_end_matches(".part"))
-                {
-                    let _ = fs::remove_file(e.path());
-                }
+                let _ = fs::remove_file(e.path());
             }
         }
     }

@@ -39,7 +39,7 @@ pub struct Placer {
 /// Runs until every sender of `jobs` is gone.
 pub fn run(p: Placer, jobs: Receiver<PlaceJob>) {
     for job in jobs {
-        let ok = p.place(&job.task, job.file);
+        let ok = p.place(&job.task, job.by, job.file);
         if ok {
             p.notice.upload_complete(&job.task);
         }
@@ -56,9 +56,9 @@ pub fn run(p: Placer, jobs: Receiver<PlaceJob>) {
 
 impl Placer {
     /// fsync, rename into place, fsync the directory, commit the record (B-FILE-9).
-    fn place(&self, task: &Task, file: File) -> bool {
+    fn place(&self, task: &Task, by: Cid, file: File) -> bool {
         let (Some(tmp), Some(dest)) = (
-            temp_path(&self.data_dir, &task.id),
+            temp_path(&self.data_dir, &task.id, by),
             stored_path(&self.data_dir, task.to, &task.id),
         ) else {
             return false;
@@ -69,6 +69,11 @@ impl Placer {
             }
             file.sync_all()?;
             drop(file);
+            // Never over a stored file: its record exists, and a failed insert below would
+            // delete the bytes it names.
+            if dest.exists() {
+                return Err(io::Error::other("already stored"));
+            }
             let dir = dest.parent().ok_or_else(|| io::Error::other("no parent"))?;
             fs::create_dir_all(dir)?;
             fs::rename(&tmp, &dest)?;
