@@ -1,8 +1,9 @@
 //! Thread "file-io": every disk and database operation of the file role, so the file worker's
 //! event loop never blocks (architecture.md section 2).
 //!
-//! - Offline uploads go to `DataDir/offline/tmp/<task>.<attempt>.part` (one file per attempt), one segment at a time; on
-//!   completion the open file goes to thread "file-sync" ([`super::place`]), which fsyncs it,
+//! - Offline uploads go to `DataDir/offline/tmp/<task>.<attempt>.part` (one file per attempt),
+//!   one segment at a time; on completion the open file goes to thread "file-sync"
+//!   ([`super::place`]), which fsyncs it,
 //!   renames it to `DataDir/offline/<to_id>/<task>`, fsyncs the directory and only then commits
 //!   the record (B-FILE-9), so one large fsync does not hold up every other transfer's io.
 //! - Downloads: the record is checked and the finished file mapped with `memmap2`; the worker
