@@ -570,7 +570,7 @@ pub fn run_tcpcopy(size: u64, dir: &Path, limit: Duration) -> Result<bool, Strin
     let tmp = TempDir(dir.join(format!(
         "ttload-tcpcopy.{}.{:08x}",
         std::process::id(),
-        crate::nonce()
+        crate::run::nonce()
     )));
     std::fs::create_dir(&tmp.0).map_err(|e| format!("mkdir {}: {e}", tmp.0.display()))?;
     let path = tmp.0.join("data.bin");

@@ -15,20 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ttserver::proto::frame::Header;
-use ttserver::proto::{Dir, Id, MsgData, Pdu};
 
+use crate::args::Common;
+use crate::flow::{lost_unacked, send_msg, tag, tagged_body, words, Flow, Load};
+use crate::meter::{Meter, Progress, Tally, C_SENT};
 use crate::net::{Handler, Net};
-use crate::run::{Scenario, Shared};
-use crate::session::{Outcome, Users, UsersConf};
-
-/// Progress counters.
-pub const C_LOGINS: usize = 0;
-pub const C_SENT: usize = 1;
-pub const C_ACKED: usize = 2;
-pub const C_DELIV: usize = 3;
-
-/// The run ends when nothing was acked or delivered for this long.
-pub const STALL: Duration = Duration::from_secs(10);
+use crate::run::{start, supervise, Scenario, Shared};
+use crate::session::{Outcome, Users};
+use crate::stats::per_s;
 
 /// Group text message type.
 const MSG_GROUP_TEXT: u8 = 0x11;
@@ -37,24 +31,7 @@ const MSG_GROUP_TEXT: u8 = 0x11;
 pub struct Conf {
     pub group: u32,
     pub senders: usize,
-    pub messages: u32,
-    pub window: u32,
-    /// Messages per second per sender.
-    pub rate: Option<f64>,
-    pub size: usize,
-    pub nonce: u32,
-}
-
-/// A bit per (sender, seq).
-fn words(messages: u32) -> usize {
-    (messages as usize).div_ceil(64)
-}
-
-fn bit_set(bits: &mut [u64], i: usize) -> bool {
-    let (w, b) = (i / 64, 1u64 << (i % 64));
-    let was = bits[w] & b != 0;
-    bits[w] |= b;
-    was
+    pub load: Load,
 }
 
 struct Sender {
@@ -62,16 +39,7 @@ struct Sender {
     s: usize,
     /// Index into `users`.
     ui: usize,
-    sent: u32,
-    acked: u32,
-    next_ack: u32,
-    sent_at: Vec<u32>,
-    acks: Vec<u64>,
-    dup_ack: u64,
-    ack_ooo: u64,
-    bad_ack: u64,
-    broken: bool,
-    next_send: f64,
+    flow: Flow,
 }
 
 /// One member session's receive state.
@@ -85,38 +53,18 @@ pub struct Member {
     broken: bool,
 }
 
-#[derive(Default)]
 pub struct Out {
-    pub sent: u64,
-    pub acked: u64,
-    pub delivered: u64,
-    pub dup: u64,
-    pub ooo: u64,
+    pub t: Tally,
+    /// Deliveries of a member's own messages to its sending connection.
     pub own: u64,
-    pub dup_ack: u64,
-    pub ack_ooo: u64,
-    pub bad: u64,
-    pub stale: u64,
-    pub bad_frames: u64,
-    pub login_failed: u64,
-    pub lost_conns: u64,
-    pub stalled: bool,
-    pub aborted: bool,
-    pub proto_errors: u64,
-    pub ack_lat: Vec<u32>,
-    pub del_lat: Vec<u32>,
-    pub login_lat: Vec<u32>,
     pub first_send_us: Option<u64>,
-    pub last_ack_us: u64,
-    pub last_deliv_us: u64,
-    pub first_error: Option<String>,
     /// (1-based sender index, acked seqs bitset).
     pub acks: Vec<(usize, Vec<u64>)>,
     pub members: Vec<Member>,
 }
 
 pub struct Group {
-    users: Users,
+    m: Meter,
     senders: Vec<Sender>,
     /// Per user (index into `users`): its sender slot in `senders`, if it sends.
     sender_of: Vec<Option<usize>>,
@@ -126,45 +74,22 @@ pub struct Group {
     /// This thread's copy of `ids`, taken when phase 1 opens.
     sender_ids: Vec<u32>,
     conf: Conf,
-    shared: Arc<Shared>,
-    phase0_done: bool,
-    go: Option<Instant>,
     first_send: Option<Instant>,
-    last_progress: Instant,
-    stalled: bool,
-    ack_lat: Vec<u32>,
-    del_lat: Vec<u32>,
-    last_ack: Option<Instant>,
-    last_deliv: Option<Instant>,
-    dup: u64,
-    ooo: u64,
     own: u64,
-    bad: u64,
-    stale: u64,
-    bad_frames: u64,
-    lost_conns: u64,
-    buf: Vec<u8>,
-    local: [u64; 4],
-    published: [u64; 4],
 }
 
 impl Group {
-    /// `mine`: the 0-based global indices of this thread's members (user `<prefix><i+1>`).
+    /// `mine`: the 0-based global indices of this thread's members; `users`: theirs
+    /// (`Roster::numbered`).
     pub fn new(
         mine: &[usize],
-        prefix: &str,
-        uconf: &UsersConf,
+        users: Users,
         conf: Conf,
         ids: Arc<Vec<AtomicU32>>,
         shared: Arc<Shared>,
     ) -> Group {
-        let names = mine.iter().map(|i| format!("{prefix}{}", i + 1)).collect();
-        let mut users = Users::new(names, uconf);
-        for ui in 0..mine.len() {
-            users.enqueue(ui);
-        }
-        let k = conf.messages as usize;
-        let w = words(conf.messages);
+        let k = conf.load.messages as usize;
+        let w = words(conf.load.messages);
         let mut senders = Vec::new();
         let mut sender_of = vec![None; mine.len()];
         for (ui, &g) in mine.iter().enumerate() {
@@ -173,16 +98,7 @@ impl Group {
                 senders.push(Sender {
                     s: g + 1,
                     ui,
-                    sent: 0,
-                    acked: 0,
-                    next_ack: 0,
-                    sent_at: vec![0; k],
-                    acks: vec![0; w],
-                    dup_ack: 0,
-                    ack_ooo: 0,
-                    bad_ack: 0,
-                    broken: false,
-                    next_send: 0.0,
+                    flow: Flow::new(conf.load.messages),
                 });
             }
         }
@@ -196,146 +112,78 @@ impl Group {
                 broken: false,
             })
             .collect();
-        let expect = mine.len() * conf.senders * k;
+        let mut m = Meter::new(users, shared);
+        m.t.ack_lat.reserve(senders.len() * k);
+        m.t.del_lat
+            .reserve((mine.len() * conf.senders * k).min(1 << 26));
         Group {
-            users,
-            ack_lat: Vec::with_capacity(senders.len() * k),
-            del_lat: Vec::with_capacity(expect.min(1 << 26)),
+            m,
             senders,
             sender_of,
             members,
             ids,
             sender_ids: Vec::new(),
             conf,
-            shared,
-            phase0_done: false,
-            go: None,
             first_send: None,
-            last_progress: Instant::now(),
-            stalled: false,
-            last_ack: None,
-            last_deliv: None,
-            dup: 0,
-            ooo: 0,
             own: 0,
-            bad: 0,
-            stale: 0,
-            bad_frames: 0,
-            lost_conns: 0,
-            buf: Vec::new(),
-            local: [0; 4],
-            published: [0; 4],
         }
     }
 
     fn broken(&mut self, ui: usize) {
         self.members[ui].broken = true;
         if let Some(k) = self.sender_of[ui] {
-            self.senders[k].broken = true;
+            self.senders[k].flow.broken = true;
         }
     }
 
     /// Sends what the window (and rate) allow for sender slot k.
     fn fill(&mut self, net: &mut Net, k: usize, now: Instant) {
-        let Some(go) = self.go else {
+        let Some(go) = self.m.go else {
             return;
         };
         let ui = self.senders[k].ui;
-        if self.senders[k].broken || !self.users.online(ui) {
+        if self.senders[k].flow.broken || !self.m.users.online(ui) {
             return;
         }
         let since_go = now.saturating_duration_since(go).as_secs_f64() * 1e6;
-        let now_us = self.shared.us(now);
-        let (from, tok) = (self.users.u[ui].id, self.users.u[ui].tok);
-        let c = self.conf;
-        let p = &mut self.senders[k];
-        while p.sent < c.messages && p.sent - p.acked < c.window {
-            if let Some(rate) = c.rate {
-                if p.next_send > since_go {
-                    break;
-                }
-                p.next_send += 1e6 / rate;
-            }
-            let seq = p.sent;
-            body(&mut self.buf, c.nonce, p.s, seq, now_us, c.size);
-            p.sent_at[seq as usize] = now_us as u32;
-            net.send(
-                tok,
-                &Pdu::MsgData(MsgData {
-                    seq_no: seq,
-                    from_id: Id::Num(from),
-                    to_id: Id::Num(c.group),
-                    create_time: 0,
-                    msg_type: MSG_GROUP_TEXT,
-                    msg_data: &self.buf,
-                    attach: b"",
-                }),
-                seq as u16,
-            );
-            p.sent += 1;
-            self.local[C_SENT] += 1;
+        let now_us = self.m.shared.us(now);
+        let (from, tok) = (self.m.users.u[ui].id, self.m.users.u[ui].tok);
+        let (c, p) = (&self.conf, &mut self.senders[k]);
+        while let Some(seq) = p.flow.next(&c.load, since_go, now_us as u32) {
+            body(&mut self.m.buf, c.load.nonce, p.s, seq, now_us, c.load.size);
+            send_msg(net, tok, from, c.group, MSG_GROUP_TEXT, seq, &self.m.buf);
+            self.m.count(C_SENT);
             self.first_send.get_or_insert(now);
         }
     }
 
-    fn on_ack(&mut self, net: &mut Net, k: usize, body: &[u8]) {
-        let Ok(Some(Pdu::MsgDataAck(a))) = Pdu::decode(Dir::ToClient, 3, 2, body) else {
-            self.bad_frames += 1;
-            return;
-        };
-        let now = Instant::now();
-        let now_us = self.shared.us(now) as u32;
-        let p = &mut self.senders[k];
-        let seq = a.seq_no;
-        if seq >= p.sent {
-            p.bad_ack += 1;
-            return;
-        }
-        if bit_set(&mut p.acks, seq as usize) {
-            p.dup_ack += 1;
-            return;
-        }
-        if seq != p.next_ack {
-            p.ack_ooo += 1;
-        }
-        p.next_ack = seq + 1;
-        p.acked += 1;
-        self.local[C_ACKED] += 1;
-        self.ack_lat
-            .push(now_us.saturating_sub(p.sent_at[seq as usize]));
-        self.last_ack = Some(now);
-        self.last_progress = now;
-        if self.conf.rate.is_none() {
-            self.fill(net, k, now);
-        }
-    }
-
     fn on_delivery(&mut self, ui: usize, body: &[u8]) {
-        let Ok(Some(Pdu::MsgData(d))) = Pdu::decode(Dir::ToClient, 3, 1, body) else {
-            self.bad_frames += 1;
+        let Some((d, (s, seq, sent_us))) = self.m.delivery(body, self.conf.load.nonce, parse_body)
+        else {
             return;
         };
-        let Some((nonce, s, seq, t_us)) = parse_body(d.msg_data) else {
-            self.stale += 1;
-            return;
-        };
-        if nonce != self.conf.nonce {
-            self.stale += 1;
-            return;
-        }
         let now = Instant::now();
         let c = self.conf;
-        let sender_id = self.sender_ids.get(s.wrapping_sub(1)).copied();
+        // A delivery can arrive before this thread has seen the sending phase open (another
+        // thread's sender went first): then read the id from the shared copy.
+        let sender_id = match self.sender_ids.get(s.wrapping_sub(1)) {
+            Some(&id) => Some(id),
+            None => self
+                .ids
+                .get(s.wrapping_sub(1))
+                .map(|a| a.load(Ordering::Relaxed))
+                .filter(|&id| id != 0),
+        };
         if s == 0
             || s > c.senders
-            || seq >= c.messages
+            || seq >= c.load.messages
             || d.seq_no != seq
             || d.msg_type != MSG_GROUP_TEXT
             || d.to_id.value() != Some(c.group)
             || sender_id.is_none()
             || d.from_id.value() != sender_id
         {
-            self.bad += 1;
+            self.m.t.bad += 1;
             return;
         }
         let m = &mut self.members[ui];
@@ -344,81 +192,26 @@ impl Group {
             self.own += 1;
             return;
         }
-        let si = s - 1;
-        let w = words(c.messages);
-        if bit_set(&mut m.deliv[si * w..(si + 1) * w], seq as usize) {
-            self.dup += 1;
-            return;
-        }
-        if m.last[si].is_some_and(|l| seq < l) {
-            self.ooo += 1;
-        }
-        m.last[si] = Some(m.last[si].map_or(seq, |l| l.max(seq)));
-        m.delivered += 1;
-        self.local[C_DELIV] += 1;
-        let lat = self.shared.us(now).saturating_sub(t_us);
-        self.del_lat.push(u32::try_from(lat).unwrap_or(u32::MAX));
-        self.last_deliv = Some(now);
-        self.last_progress = now;
-    }
-
-    fn publish(&mut self) {
-        self.local[C_LOGINS] = self.users.ok;
-        for i in 0..4 {
-            self.shared.add(i, self.local[i] - self.published[i]);
-            self.published[i] = self.local[i];
-        }
+        let (si, w) = (s - 1, words(c.load.messages));
+        let lat = u32::try_from(self.m.shared.us(now).saturating_sub(sent_us)).unwrap_or(u32::MAX);
+        let got = &mut m.deliv[si * w..(si + 1) * w];
+        m.delivered += u64::from(self.m.delivered(got, &mut m.last[si], seq, lat, now));
     }
 
     fn expected_for(&self, m: &Member) -> u64 {
         let others = self.conf.senders - usize::from(m.g < self.conf.senders);
-        others as u64 * u64::from(self.conf.messages)
+        others as u64 * u64::from(self.conf.load.messages)
     }
 
     fn all_done(&self) -> bool {
+        let messages = self.conf.load.messages;
         self.senders
             .iter()
-            .all(|p| p.broken || p.acked == self.conf.messages)
+            .all(|p| p.flow.broken || p.flow.acked == messages)
             && self
                 .members
                 .iter()
                 .all(|m| m.broken || m.delivered >= self.expected_for(m))
-    }
-
-    pub fn finish(mut self, aborted: bool, net: &Net) -> Out {
-        self.publish();
-        let mut o = Out {
-            dup: self.dup,
-            ooo: self.ooo,
-            own: self.own,
-            bad: self.bad,
-            stale: self.stale,
-            bad_frames: self.bad_frames,
-            login_failed: self.users.failed,
-            lost_conns: self.lost_conns,
-            stalled: self.stalled,
-            aborted,
-            proto_errors: net.proto_errors,
-            first_send_us: self.first_send.map(|t| self.shared.us(t)),
-            last_ack_us: self.last_ack.map_or(0, |t| self.shared.us(t)),
-            last_deliv_us: self.last_deliv.map_or(0, |t| self.shared.us(t)),
-            first_error: self.users.first_error.take(),
-            ..Out::default()
-        };
-        for p in &mut self.senders {
-            o.sent += u64::from(p.sent);
-            o.acked += u64::from(p.acked);
-            o.dup_ack += p.dup_ack;
-            o.ack_ooo += p.ack_ooo;
-            o.bad += p.bad_ack;
-            o.acks.push((p.s, std::mem::take(&mut p.acks)));
-        }
-        o.delivered = self.members.iter().map(|m| m.delivered).sum();
-        o.members = std::mem::take(&mut self.members);
-        o.ack_lat = std::mem::take(&mut self.ack_lat);
-        o.del_lat = std::mem::take(&mut self.del_lat);
-        o.login_lat = std::mem::take(&mut self.users.lat_us);
-        o
     }
 }
 
@@ -434,16 +227,10 @@ pub fn lost(outs: &[Out], senders: usize, messages: u32) -> (u64, u64) {
     }
     let (mut lost, mut unacked) = (0u64, 0u64);
     for m in outs.iter().flat_map(|o| &o.members) {
-        for s in 0..senders {
-            if s == m.g {
-                continue;
-            }
-            let a = &acked[s * w..(s + 1) * w];
-            let d = &m.deliv[s * w..(s + 1) * w];
-            for (a, d) in a.iter().zip(d) {
-                lost += u64::from((a & !d).count_ones());
-                unacked += u64::from((d & !a).count_ones());
-            }
+        for s in (0..senders).filter(|&s| s != m.g) {
+            let (l, u) = lost_unacked(&acked[s * w..(s + 1) * w], &m.deliv[s * w..(s + 1) * w]);
+            lost += l;
+            unacked += u;
         }
     }
     (lost, unacked)
@@ -451,11 +238,17 @@ pub fn lost(outs: &[Out], senders: usize, messages: u32) -> (u64, u64) {
 
 impl Handler for Group {
     fn frame(&mut self, net: &mut Net, tok: usize, h: &Header, body: &[u8]) {
-        match self.users.on_frame(net, tok, h, body) {
+        match self.m.users.on_frame(net, tok, h, body) {
             Outcome::Pass(ui) => match (h.module, h.command) {
                 (3, 2) => match self.sender_of[ui] {
-                    Some(k) => self.on_ack(net, k, body),
-                    None => self.bad += 1,
+                    Some(k) => {
+                        if let Some(now) = self.m.ack(&mut self.senders[k].flow, body) {
+                            if self.conf.load.rate.is_none() {
+                                self.fill(net, k, now);
+                            }
+                        }
+                    }
+                    None => self.m.t.bad += 1,
                 },
                 (3, 1) => self.on_delivery(ui, body),
                 // presence pushes (2/5) and anything else: not ours
@@ -464,7 +257,7 @@ impl Handler for Group {
             Outcome::LoggedIn(ui) => {
                 if let Some(k) = self.sender_of[ui] {
                     let s = self.senders[k].s;
-                    self.ids[s - 1].store(self.users.u[ui].id, Ordering::Relaxed);
+                    self.ids[s - 1].store(self.m.users.u[ui].id, Ordering::Relaxed);
                 }
             }
             Outcome::Failed(ui) => self.broken(ui),
@@ -473,82 +266,125 @@ impl Handler for Group {
     }
 
     fn closed(&mut self, _net: &mut Net, tok: usize, tag: u64, why: &str) {
-        match self.users.on_closed(tok, tag, why) {
-            Outcome::Pass(ui) => {
-                self.lost_conns += 1;
-                self.broken(ui);
-            }
-            Outcome::Failed(ui) => self.broken(ui),
-            _ => {}
+        if let Some(ui) = self.m.closed(tok, tag, why) {
+            self.broken(ui);
         }
     }
 }
 
 impl Scenario for Group {
+    type Out = Out;
+
     fn tick(&mut self, net: &mut Net, now: Instant) -> bool {
-        self.publish();
-        for ui in self.users.pump(net, now) {
+        for ui in self.m.logins(net, now) {
             self.broken(ui);
         }
-        self.users.heartbeats(net, now);
-        if !self.phase0_done && self.users.settled() {
-            self.phase0_done = true;
-            self.shared.finish_phase(0);
-        }
-        if self.go.is_none() && self.shared.phase() >= 1 {
-            self.go = Some(now);
-            self.last_progress = now;
-            self.sender_ids = self.ids.iter().map(|a| a.load(Ordering::Relaxed)).collect();
-        }
-        if self.go.is_none() {
+        let was_sending = self.m.go.is_some();
+        if !self.m.sending(now) {
             return false;
         }
-        if self.conf.rate.is_some() || self.published[C_SENT] == 0 {
+        if !was_sending {
+            self.sender_ids = self.ids.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        }
+        if self.conf.load.rate.is_some() || self.m.published(C_SENT) == 0 {
             for k in 0..self.senders.len() {
                 self.fill(net, k, now);
             }
         }
-        if self.all_done() {
-            return true;
-        }
-        if now.duration_since(self.last_progress) > STALL {
-            self.stalled = true;
-            return true;
-        }
-        false
+        self.all_done() || self.m.stalled(now)
     }
 
     fn poll_timeout(&self) -> Duration {
-        if self.conf.rate.is_some() {
-            Duration::from_millis(1)
-        } else {
-            Duration::from_millis(20)
+        self.conf.load.poll_timeout()
+    }
+
+    fn finish(mut self, done: bool, net: &Net) -> Out {
+        let t = &mut self.m.t;
+        let mut acks = Vec::with_capacity(self.senders.len());
+        for p in &mut self.senders {
+            t.sent += u64::from(p.flow.sent);
+            t.acked += u64::from(p.flow.acked);
+            acks.push((p.s, std::mem::take(&mut p.flow.acks)));
+        }
+        t.delivered = self.members.iter().map(|m| m.delivered).sum();
+        Out {
+            own: self.own,
+            first_send_us: self.first_send.map(|t| self.m.shared.us(t)),
+            acks,
+            members: self.members,
+            t: self.m.finish(done, net),
         }
     }
+}
+
+/// Runs the scenario with members `<prefix>1 ..= <prefix><members>` over `c.threads` driver
+/// threads and prints its result line; Ok(false) unless it was complete and exactly once.
+pub fn run(c: &Common, members: usize, client_type: u32, conf: Conf) -> Result<bool, String> {
+    let mut roster = c.roster(None);
+    roster.conf.client_type = client_type;
+    let ids: Arc<Vec<AtomicU32>> = Arc::new((0..conf.senders).map(|_| AtomicU32::new(0)).collect());
+    let (shared, handles) = start(c, members, members, move |mine, shared| {
+        Group::new(mine, roster.numbered(mine), conf, ids.clone(), shared)
+    })?;
+    let Conf {
+        group,
+        senders,
+        load,
+    } = conf;
+    let total = senders as u64 * u64::from(load.messages);
+    let expected = total * (members as u64 - 1);
+    let mut progress = Progress::new("group", members, total, Some(expected));
+    let mut r = supervise(
+        &shared,
+        handles,
+        1,
+        |t| progress.line(&shared, t),
+        |_| eprintln!("group: all members logged in, sending"),
+    )?;
+    let (lost, unacked) = lost(&r, senders, load.messages);
+    let own: u64 = r.iter().map(|o| o.own).sum();
+    let first_send = r
+        .iter()
+        .filter_map(|o| o.first_send_us)
+        .min()
+        .unwrap_or_else(|| shared.opened(1));
+    let mut t = Tally::merge(r.iter_mut().map(|o| std::mem::take(&mut o.t)));
+    // The delivery bitsets can be large: gone before the latency samples are sorted.
+    drop(r);
+    (t.lost, t.unacked) = (lost, unacked);
+    let ack_us = t.last_ack_us.saturating_sub(first_send);
+    let deliv_us = t.last_deliv_us.saturating_sub(first_send);
+    t.report_errors();
+    let (exactly_once, complete) = (t.exactly_once() && own == 0, t.complete(total, expected));
+    let latency = t.latency_keys();
+    let (load, threads, faults) = (load.keys(), c.threads, t.fault_keys());
+    let (sent, acked, delivered) = (t.sent, t.acked, t.delivered);
+    let (dup, ooo, stalled) = (t.dup, t.ooo, t.stalled);
+    let (ack_s, deliv_s) = (ack_us as f64 / 1e6, deliv_us as f64 / 1e6);
+    let (deliv_per_s, ack_per_s) = (per_s(delivered, deliv_us), per_s(acked, ack_us));
+    println!(
+        "result scenario=group group={group} members={members} senders={senders} {load} \
+         client_type={client_type:#x} threads={threads} sent={sent} acked={acked} \
+         expected_deliveries={expected} delivered={delivered} lost={lost} dup={dup} \
+         out_of_order={ooo} own_deliveries={own} {faults} stalled={stalled} ack_s={ack_s:.3} \
+         deliv_s={deliv_s:.3} deliv_per_s={deliv_per_s:.1} ack_per_s={ack_per_s:.1}{latency} \
+         complete={complete} exactly_once={exactly_once}"
+    );
+    Ok(exactly_once && complete)
 }
 
 /// `ttload <nonce> <sender> <seq> <send_us> ` padded with 'x' to `size`.
 fn body(out: &mut Vec<u8>, nonce: u32, sender: usize, seq: u32, us: u64, size: usize) {
-    use std::io::Write;
-    out.clear();
-    let _ = write!(out, "ttload {nonce:08x} {sender} {seq} {us} ");
-    if out.len() < size {
-        out.resize(size, b'x');
-    }
+    tagged_body(out, nonce, format_args!("{sender} {seq} {us}"), size);
 }
 
-/// (nonce, sender, seq, send_us) of a body written by [`body`].
-fn parse_body(b: &[u8]) -> Option<(u32, usize, u32, u64)> {
-    let text = std::str::from_utf8(b.get(..b.len().min(80))?).ok()?;
-    let mut it = text.split(' ');
-    if it.next()? != "ttload" {
-        return None;
-    }
-    let nonce = u32::from_str_radix(it.next()?, 16).ok()?;
+/// (nonce, (sender, seq, send_us)) of a body written by [`body`].
+fn parse_body(b: &[u8]) -> Option<(u32, (usize, u32, u64))> {
+    let (nonce, mut it) = tag(b, 80)?;
     let sender = it.next()?.parse().ok()?;
     let seq = it.next()?.parse().ok()?;
     let us = it.next()?.parse().ok()?;
-    Some((nonce, sender, seq, us))
+    Some((nonce, (sender, seq, us)))
 }
 
 #[cfg(test)]
@@ -560,13 +396,10 @@ mod tests {
         let mut b = Vec::new();
         body(&mut b, 0xbeef, 3, 17, 123_456_789, 100);
         assert_eq!(b.len(), 100);
-        assert_eq!(parse_body(&b), Some((0xbeef, 3, 17, 123_456_789)));
+        assert!(b.starts_with(b"ttload 0000beef 3 17 123456789 x"));
+        assert_eq!(parse_body(&b), Some((0xbeef, (3, 17, 123_456_789))));
         body(&mut b, 1, 1, 0, 0, 1);
-        assert_eq!(parse_body(&b), Some((1, 1, 0, 0)));
+        assert_eq!(parse_body(&b), Some((1, (1, 0, 0))));
         assert_eq!(parse_body(b"ttload 1 2 3"), None);
-        let mut bits = vec![0u64; 2];
-        assert!(!bit_set(&mut bits, 70));
-        assert!(bit_set(&mut bits, 70));
-        assert_eq!(bits[1], 1 << 6);
     }
 }

@@ -1,13 +1,18 @@
-//! What the driver threads share with the main thread: phases (a barrier the main thread lifts),
-//! progress counters, the hard deadline; plus latency statistics and /proc readings.
+//! The driver threads of a scenario and what they share with the main thread: phases (a barrier
+//! the main thread lifts), progress counters, the hard deadline; starting the threads, and
+//! supervising them until their results are in.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::args::Common;
+use crate::flow::Load;
 use crate::net::{Handler, Net};
+use crate::session::Users;
 
 pub const PHASES: usize = 4;
 pub const COUNTERS: usize = 6;
@@ -74,14 +79,42 @@ impl Shared {
     }
 }
 
+/// A thread's progress counters as last added to [`Shared::count`]: publishing adds what grew
+/// since.
+pub struct Published<const N: usize>([u64; N]);
+
+impl<const N: usize> Default for Published<N> {
+    fn default() -> Self {
+        Published([0; N])
+    }
+}
+
+impl<const N: usize> Published<N> {
+    /// `now`: the thread's counters, in the order of `Shared::count`.
+    pub fn publish(&mut self, shared: &Shared, now: [u64; N]) {
+        for (i, (v, p)) in now.iter().zip(&mut self.0).enumerate() {
+            shared.add(i, v - *p);
+            *p = *v;
+        }
+    }
+
+    pub fn get(&self, i: usize) -> u64 {
+        self.0[i]
+    }
+}
+
 /// A scenario's per-thread state: a connection handler that also runs on a timer.
 pub trait Scenario: Handler {
+    /// What the thread hands back to the main thread.
+    type Out: Send + 'static;
     /// Called after every poll; true when this thread is finished.
     fn tick(&mut self, net: &mut Net, now: Instant) -> bool;
     /// How long poll may sleep.
     fn poll_timeout(&self) -> Duration {
         Duration::from_millis(20)
     }
+    /// The thread's result; `done` is false if the run was aborted before `tick` said finished.
+    fn finish(self, done: bool, net: &Net) -> Self::Out;
 }
 
 /// Runs a thread's loop until the scenario is finished, or the run is aborted (returns false).
@@ -98,16 +131,86 @@ pub fn drive(net: &mut Net, sc: &mut impl Scenario, shared: &Shared) -> io::Resu
     }
 }
 
+/// The result of one driver thread (Err: it failed).
+pub type Driver<T> = JoinHandle<Result<T, String>>;
+
+/// A started run: the state its driver threads share with the main thread, and the threads.
+pub type Started<T> = (Arc<Shared>, Vec<Driver<T>>);
+
+/// Starts one driver thread per `shared.threads`. Thread t has its own `Net` (outgoing sockets
+/// bound round robin to `sources`, from the t-th on) and runs the scenario `make` builds for
+/// its share of `items` (the 0-based indices t, t + threads, ...) until it is finished or the
+/// run is aborted. A thread that fails aborts the run.
+pub fn spawn_drivers<S: Scenario>(
+    shared: &Arc<Shared>,
+    sources: &[IpAddr],
+    items: usize,
+    make: impl Fn(&[usize], Arc<Shared>) -> S + Send + Sync + 'static,
+) -> Result<Vec<Driver<S::Out>>, String> {
+    let make = Arc::new(make);
+    let threads = shared.threads;
+    (0..threads)
+        .map(|t| {
+            let (shared, make, sources) = (shared.clone(), make.clone(), sources.to_vec());
+            std::thread::Builder::new()
+                .name(format!("ttload-{t}"))
+                .spawn(move || {
+                    let r = (|| {
+                        let mut net = Net::new(sources, t).map_err(|e| e.to_string())?;
+                        let mine: Vec<usize> = (t..items).step_by(threads).collect();
+                        let mut sc = make(&mine, shared.clone());
+                        let done = drive(&mut net, &mut sc, &shared).map_err(|e| e.to_string())?;
+                        Ok(sc.finish(done, &net))
+                    })();
+                    if r.is_err() {
+                        shared.abort.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+                .map_err(|e| format!("spawn: {e}"))
+        })
+        .collect()
+}
+
+/// Starts a run: checks that `conns` connections fit (`Common::reserve`), then starts the
+/// driver threads (`spawn_drivers`) with the shared state they report to.
+pub fn start<S: Scenario>(
+    c: &Common,
+    conns: usize,
+    items: usize,
+    make: impl Fn(&[usize], Arc<Shared>) -> S + Send + Sync + 'static,
+) -> Result<Started<S::Out>, String> {
+    c.reserve(conns)?;
+    let shared = Shared::new(c.threads, c.limit);
+    let handles = spawn_drivers(&shared, &c.sources, items, make)?;
+    Ok((shared, handles))
+}
+
+/// `start` for p2p and offline: `pairs` pairs, each sender sending `load`; `new` builds a
+/// thread's scenario for its pairs and their users.
+pub fn start_pairs<S: Scenario + 'static>(
+    c: &Common,
+    pairs: usize,
+    load: Load,
+    new: fn(&[usize], Users, Load, Arc<Shared>) -> S,
+) -> Result<Started<S::Out>, String> {
+    let roster = c.roster(None);
+    start(c, 2 * pairs, pairs, move |mine, shared| {
+        new(mine, roster.pairs(mine), load, shared)
+    })
+}
+
 /// The main thread's side: opens phase k+1 once every thread finished phase k (up to `last`),
 /// prints `progress(elapsed_s)` to stderr once a second, sets `abort` at the deadline, and waits
-/// for every thread. `on_phase(k)` runs just before phase k (k >= 1) is opened.
+/// for every thread. `on_phase(k)` runs just before phase k (k >= 1) is opened. Returns every
+/// thread's result, or the first error.
 pub fn supervise<T>(
     shared: &Shared,
-    handles: Vec<JoinHandle<T>>,
+    handles: Vec<Driver<T>>,
     last: usize,
     mut progress: impl FnMut(f64) -> String,
     mut on_phase: impl FnMut(usize),
-) -> Vec<Option<T>> {
+) -> Result<Vec<T>, String> {
     let mut next_print = Instant::now() + Duration::from_secs(1);
     let mut warned = false;
     loop {
@@ -140,134 +243,26 @@ pub fn supervise<T>(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    handles.into_iter().map(|h| h.join().ok()).collect()
+    // Every thread is joined before an error is returned.
+    let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|_| Err("driver thread panicked".into())))
+        .collect()
 }
 
-/// Exact percentiles (nearest rank) of a sample of microsecond values.
-pub struct Lat {
-    sorted: Vec<u32>,
-}
-
-impl Lat {
-    pub fn new(parts: impl IntoIterator<Item = Vec<u32>>) -> Lat {
-        let mut sorted: Vec<u32> = parts.into_iter().flatten().collect();
-        sorted.sort_unstable();
-        Lat { sorted }
-    }
-
-    /// The q-quantile in milliseconds (0 for an empty sample).
-    pub fn ms(&self, q: f64) -> f64 {
-        let n = self.sorted.len();
-        if n == 0 {
-            return 0.0;
-        }
-        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-        f64::from(self.sorted[rank - 1]) / 1000.0
-    }
-
-    pub fn max_ms(&self) -> f64 {
-        self.sorted.last().map_or(0.0, |v| f64::from(*v) / 1000.0)
-    }
-
-    /// ` {prefix}p50_ms=.. {prefix}p90_ms=.. {prefix}p99_ms=.. {prefix}p999_ms=.. {prefix}max_ms=..`
-    pub fn keys(&self, prefix: &str) -> String {
-        format!(
-            " {prefix}p50_ms={:.3} {prefix}p90_ms={:.3} {prefix}p99_ms={:.3} {prefix}p999_ms={:.3} \
-             {prefix}max_ms={:.3}",
-            self.ms(0.5),
-            self.ms(0.9),
-            self.ms(0.99),
-            self.ms(0.999),
-            self.max_ms()
-        )
+/// Prints the first of the threads' first errors, if any.
+pub fn first_error<'a>(errs: impl Iterator<Item = &'a Option<String>>) {
+    if let Some(e) = errs.flatten().next() {
+        eprintln!("ttload: first error: {e}");
     }
 }
 
-pub fn per_s(n: u64, us: u64) -> f64 {
-    if us == 0 {
-        0.0
-    } else {
-        n as f64 * 1e6 / us as f64
-    }
-}
-
-/// VmRSS of a process in KiB.
-pub fn rss_kib(pid: u32) -> Result<u64, String> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
-}
-
-/// utime + stime of a process, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    // The command name (field 2) may contain spaces; fields after it start after the last ')'.
-    let rest = s.rfind(')').map(|i| &s[i + 1..]).ok_or("bad /proc stat")?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime = field 14, stime = field 15.
-    let get = |i: usize| -> Result<u64, String> {
-        f.get(i - 3)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("bad field {i} in /proc/{pid}/stat"))
-    };
-    Ok(get(14)? + get(15)?)
-}
-
-pub fn clock_ticks_per_s() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
-}
-
-/// The body of a test message: `ttload <nonce> <pair> <seq> ` padded with 'x' to `size`.
-pub fn body(out: &mut Vec<u8>, nonce: u32, pair: usize, seq: u32, size: usize) {
-    use std::io::Write;
-    out.clear();
-    let _ = write!(out, "ttload {nonce:08x} {pair} {seq} ");
-    if out.len() < size {
-        out.resize(size, b'x');
-    }
-}
-
-/// Parses a body written by [`body`]: (nonce, pair, seq).
-pub fn parse_body(b: &[u8]) -> Option<(u32, usize, u32)> {
-    let text = std::str::from_utf8(b.get(..b.len().min(64))?).ok()?;
-    let mut it = text.split(' ');
-    if it.next()? != "ttload" {
-        return None;
-    }
-    let nonce = u32::from_str_radix(it.next()?, 16).ok()?;
-    let pair = it.next()?.parse().ok()?;
-    let seq = it.next()?.parse().ok()?;
-    Some((nonce, pair, seq))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn body_roundtrip_and_percentiles() {
-        let mut b = Vec::new();
-        body(&mut b, 0xdead, 12, 345, 100);
-        assert_eq!(b.len(), 100);
-        assert_eq!(parse_body(&b), Some((0xdead, 12, 345)));
-        body(&mut b, 1, 1, 1, 5);
-        assert_eq!(parse_body(&b), Some((1, 1, 1)));
-        assert_eq!(parse_body(b"hello"), None);
-        let l = Lat::new([vec![4000, 1000], vec![3000, 2000]]);
-        assert_eq!(l.ms(0.5), 2.0);
-        assert_eq!(l.ms(0.99), 4.0);
-        assert_eq!(l.max_ms(), 4.0);
-        assert_eq!(Lat::new([]).ms(0.5), 0.0);
-    }
+/// A number that differs between runs, written in test message bodies: what an earlier run
+/// left behind is told apart.
+pub fn nonce() -> u32 {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ (t >> 32) ^ u64::from(std::process::id()).rotate_left(16)) as u32
 }

@@ -75,6 +75,7 @@ pub struct Users {
     pub last_login: Option<Instant>,
 }
 
+#[derive(Clone)]
 pub struct UsersConf {
     pub login_addr: SocketAddr,
     pub password: String,
@@ -84,8 +85,41 @@ pub struct UsersConf {
     pub heartbeat: Duration,
 }
 
+/// Who the driver threads log in, and how: the same for every thread.
+#[derive(Clone)]
+pub struct Roster {
+    pub prefix: String,
+    pub conf: UsersConf,
+}
+
+impl Roster {
+    /// Users `<prefix><i+1>` for each 0-based index i, queued to log in.
+    pub fn numbered(&self, indices: &[usize]) -> Users {
+        let names = indices.iter().map(|i| format!("{}{}", self.prefix, i + 1));
+        Users::queued(names.collect(), &self.conf)
+    }
+
+    /// For each 0-based pair index i, its sender `<prefix><2i+1>` and receiver
+    /// `<prefix><2i+2>`, queued to log in: the k-th pair given is users 2k and 2k+1.
+    pub fn pairs(&self, indices: &[usize]) -> Users {
+        let names = indices
+            .iter()
+            .flat_map(|i| [2 * i + 1, 2 * i + 2].map(|n| format!("{}{n}", self.prefix)));
+        Users::queued(names.collect(), &self.conf)
+    }
+}
+
 impl Users {
-    pub fn new(names: Vec<String>, conf: &UsersConf) -> Users {
+    /// The users, every one queued to log in.
+    pub fn queued(names: Vec<String>, conf: &UsersConf) -> Users {
+        let mut users = Users::new(names, conf);
+        for ui in 0..users.u.len() {
+            users.enqueue(ui);
+        }
+        users
+    }
+
+    fn new(names: Vec<String>, conf: &UsersConf) -> Users {
         let now = Instant::now();
         Users {
             u: names
