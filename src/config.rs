@@ -88,6 +88,7 @@ pub const KEYS: &[&str] = &[
     "TokenGrace",
     "MsfsMaxFileSize",
     "MsfsRequireToken",
+    "MsfsMaxConns",
     "ClusterSecret",
     "MaxInFlight",
     "DbBatchMax",
@@ -175,6 +176,8 @@ pub struct Config {
     pub token_grace: Duration,
     pub msfs_max_file_size: u64,
     pub msfs_require_token: bool,
+    /// Simultaneous msfs HTTP connections (more are accepted and closed at once).
+    pub msfs_max_conns: usize,
     pub cluster_secret: Option<String>,
     /// Requests of one connection waiting for storage before the server stops reading it.
     pub max_in_flight: usize,
@@ -240,6 +243,7 @@ impl Default for Config {
             token_grace: Duration::from_secs(60),
             msfs_max_file_size: 5_242_880,
             msfs_require_token: true,
+            msfs_max_conns: 256,
             cluster_secret: None,
             max_in_flight: 1024,
             db_batch_max: 1024,
@@ -654,6 +658,7 @@ impl Config {
             "TokenGrace" => self.token_grace = secs(v, 0)?,
             "MsfsMaxFileSize" => self.msfs_max_file_size = int(v, 1, u64::MAX)?,
             "MsfsRequireToken" => self.msfs_require_token = boolean(v)?,
+            "MsfsMaxConns" => self.msfs_max_conns = int(v, 1, 100_000)?,
             "ClusterSecret" => self.cluster_secret = optional(v, cluster_secret)?,
             "MaxInFlight" => self.max_in_flight = int(v, 1, 1 << 20)?,
             "DbBatchMax" => self.db_batch_max = int(v, 1, 1 << 20)?,
@@ -719,6 +724,7 @@ impl fmt::Debug for Config {
             .field("token_grace", &self.token_grace)
             .field("msfs_max_file_size", &self.msfs_max_file_size)
             .field("msfs_require_token", &self.msfs_require_token)
+            .field("msfs_max_conns", &self.msfs_max_conns)
             .field(
                 "cluster_secret",
                 &self.cluster_secret.as_deref().map(redacted),

@@ -15,7 +15,7 @@ use super::conn::{discard, flush, read_some, Conn};
 use super::head::{parse_head, HeadParse, Method};
 use super::io::Done;
 use super::requests::Ctx;
-use super::{FIRST_CONN, IDLE_TIMEOUT, LINGER, LISTENER, MAX_CONNS, WAKE};
+use super::{FIRST_CONN, IDLE_TIMEOUT, LINGER, LISTENER, WAKE};
 use crate::net::timer::TimerKey;
 use crate::stats::bump;
 
@@ -65,7 +65,7 @@ impl Loop {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
-                    if self.conns.len() >= MAX_CONNS {
+                    if self.conns.len() >= self.ctx.st.cfg.msfs_max_conns {
                         bump(&self.ctx.st.counters.conn_cap_rejects);
                         log::warn!(target: "msfs", "connection cap reached, closing {peer}");
                         continue;

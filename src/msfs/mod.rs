@@ -13,16 +13,16 @@
 //!   multipart structure, and validates download paths against the exact pattern of stored
 //!   names (`names`) before a job is sent. A connection has at most one job in flight and
 //!   reads nothing more meanwhile, so answers keep request order and the job queue (capacity
-//!   [`MAX_CONNS`]) cannot fill up.
+//!   `MsfsMaxConns`) cannot fill up.
 //! - `msfs-io` stores an upload as `tmp/<name>.part`, fsync, rename to `g0/NNN/MMM/<name>`,
 //!   fsync of the directory; only then is the success reply sent (B-MSFS-1). GET reads the file
 //!   into memory (files are at most `MsfsMaxFileSize`).
 //!
-//! Limits: at most [`MAX_CONNS`] connections (more are accepted and closed at once,
+//! Limits: at most `MsfsMaxConns` connections (more are accepted and closed at once,
 //! `conn_cap_rejects`); an idle connection is closed after [`IDLE_TIMEOUT`] (B-MSFS-8), a
 //! request must be complete within [`REQUEST_DEADLINE`]. An upload body is buffered in memory,
 //! at most `MsfsMaxFileSize` + [`BODY_SLACK`] per connection, so memory for uploads is bounded
-//! by that times [`MAX_CONNS`]. A connection reads no further than the request being received
+//! by that times `MsfsMaxConns`. A connection reads no further than the request being received
 //! (pipelined requests wait in the kernel), and handles the next request only once the
 //! previous reply has been written out.
 //!
@@ -71,8 +71,6 @@ const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);
 /// Connection slot `s` polls as `Token(s + FIRST_CONN)`.
 const FIRST_CONN: usize = 2;
-/// More simultaneous connections are accepted and closed at once.
-pub const MAX_CONNS: usize = 256;
 pub const MAX_HEADERS: usize = 64;
 /// Largest request head.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -115,7 +113,7 @@ impl Msfs {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-        let (job_tx, job_rx) = crossbeam_channel::bounded(MAX_CONNS);
+        let (job_tx, job_rx) = crossbeam_channel::bounded(st.cfg.msfs_max_conns);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let io = io::spawn(
             st.cfg.data_dir.join("msfs"),
