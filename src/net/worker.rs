@@ -5,6 +5,7 @@
 //! wake each other worker we sent to, once. Nothing here blocks: storage work leaves through
 //! channels and comes back as [`WorkerMsg::Done`].
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -58,6 +59,11 @@ pub struct Worker {
     dirty: Vec<usize>,
     touched: Vec<bool>,
     scratch: Vec<u8>,
+    /// Reused buffer of fan-out targets.
+    fanout_targets: Vec<usize>,
+    /// This worker's logged-in sessions by user (slab slots), kept beside the shared presence
+    /// directory so a group fan-out touches only local state (no lock, no copy per member).
+    local: HashMap<u32, Vec<usize>>,
     stop: bool,
 }
 
@@ -89,6 +95,8 @@ impl Worker {
             dirty: Vec::new(),
             touched: Vec::new(),
             scratch,
+            fanout_targets: Vec::new(),
+            local: HashMap::new(),
             stop: false,
         })
     }
@@ -552,7 +560,8 @@ impl Worker {
                         continue;
                     };
                     let more = msg::login::finish(&st, id, mc, *v, now);
-                    if let Some(class) = mc.session.as_ref().map(|s| s.class) {
+                    if let Some((class, user)) = mc.session.as_ref().map(|s| (s.class, s.user_id)) {
+                        self.local.entry(user).or_default().push(slot);
                         self.set_deadline(slot, now + idle_timeout(&st, class));
                     }
                     self.apply(slot, more);
@@ -589,13 +598,20 @@ impl Worker {
 
     /// This worker's share of a commit-ordered group delivery: its own sessions only.
     fn fanout_local(&mut self, members: &[u32], bytes: &Shared, skip: Option<ConnId>) {
-        for &user in members {
-            for s in self.st.presence.sessions(user) {
-                if s.conn.worker == self.id && Some(s.conn) != skip {
-                    self.push_to(s.conn, Arc::clone(bytes));
-                }
+        let skip_slot = skip
+            .filter(|c| c.worker == self.id)
+            .map(|c| c.slot as usize);
+        let mut targets = std::mem::take(&mut self.fanout_targets);
+        for user in members {
+            if let Some(slots) = self.local.get(user) {
+                targets.extend(slots.iter().filter(|&&s| Some(s) != skip_slot));
             }
         }
+        for &slot in &targets {
+            self.queue(slot, Arc::clone(bytes));
+        }
+        targets.clear();
+        self.fanout_targets = targets;
     }
 
     /// One shared buffer to every session of every member (B-GRP-8, B-FLOW-4).
@@ -851,6 +867,12 @@ impl Worker {
             .map(|s| s.user_id);
         log::debug!(target: "net", "conn={:?} user={user:?} closed: {why}", c.id);
         if let Some(user) = user {
+            if let Some(slots) = self.local.get_mut(&user) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.local.remove(&user);
+                }
+            }
             self.st.tokens.lock().session_ended(user, Instant::now());
             if let Some(change) = self.st.presence.logout(user, c.id) {
                 notify_watchers(&self.st, change);
