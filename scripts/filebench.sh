@@ -33,62 +33,27 @@ cargo build --release --quiet --bins
 bin=${TTSERVER_BIN:-target/release/ttserver}
 load=target/release/ttload
 
-work=$(mktemp -d /tmp/ttserver-filebench.XXXXXX)
+. scripts/lib.sh
+tt_workdir filebench
 need_kib=$(( 2 * size / 1024 + 65536 ))
 free_kib=$(df -Pk "$work" | awk 'NR == 2 { print $4 }')
 if [ "$free_kib" -lt "$need_kib" ]; then
     echo "filebench.sh: $work has $free_kib KiB free, about $need_kib KiB needed" >&2
-    rm -rf "$work"
     exit 2
 fi
-pids=()
-sampler=
-cleanup() {
-    if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 echo "$(nproc) cores; $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg); size $size bytes, $rounds rounds, chunk $chunk, window $window" >&2
 
 max_file=$(( size > 1073741824 ? size : 1073741824 ))
-cat > "$work/fb.conf" <<CONF
-ClientListen=127.0.0.1:0
-MsgListen=127.0.0.1:0
-FileListen=127.0.0.1:0
-MsfsListen=127.0.0.1:0
-AdminListen=127.0.0.1:0
-AdminToken=filebench
-DataDir=$work/data
-PasswordHashCost=low
-MaxFileSize=$max_file
-CONF
+tt_conf "$work/fb.conf" filebench "MaxFileSize=$max_file"
 printf 'fb1,pw\nfb2,pw\n' > "$work/users.csv"
 "$bin" admin -c "$work/fb.conf" user import "$work/users.csv" >/dev/null 2>"$work/admin.log" ||
     { cat "$work/admin.log" >&2; exit 1; }
 
-# Start the server; read its `listening <role> <addr>` lines up to `ready`.
-fifo="$work/server.out"
-mkfifo "$fifo"
-"$bin" run -c "$work/fb.conf" >"$fifo" 2>"$work/server.log" &
-server_pid=$!
-pids+=("$server_pid")
-exec 7<"$fifo"
-declare -A listen
-while read -r line <&7; do
-    case "$line" in
-        "listening "*) set -- $line; listen[$2]=$3 ;;
-        ready) break ;;
-    esac
-done
-cat <&7 >/dev/null &
-exec 7<&-
+tt_start server "$bin" run -c "$work/fb.conf"
+server_pid=$last_pid
 login_addr=${listen[login]:?server printed no login address}
 echo "server pid $server_pid: login ${listen[login]} msg ${listen[msg]:-?} file ${listen[file]:-?}" >&2
 
-# key=value from a result line
-val() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 # One `VmRSS RssAnon RssFile` line (KiB) of the server.
 sample() {
     awk '/^VmRSS:/ { v = $2 } /^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } END { print v, a, f }' \
@@ -100,8 +65,8 @@ common=(--login "$login_addr" --user-prefix fb --password pw --size "$size" --ch
 echo "idle server: $(sample | awk '{ printf "VmRSS %d KiB, RssAnon %d KiB, RssFile %d KiB", $1, $2, $3 }')" >&2
 first=$("$load" file "${common[@]}" | tail -n 1)
 echo "$first"
-[ "$(val "$first" ok)" = true ] || { echo "filebench.sh: upload run failed" >&2; exit 1; }
-task=$(val "$first" task)
+[ "$(tt_val "$first" ok)" = true ] || { echo "filebench.sh: upload run failed" >&2; exit 1; }
+task=$(tt_val "$first" task)
 
 dl=() cp=() rows=()
 for r in $(seq 1 "$rounds"); do
@@ -112,14 +77,14 @@ for r in $(seq 1 "$rounds"); do
     line=$("$load" file "${common[@]}" --download-only "$task" | tail -n 1)
     kill "$sampler"; wait "$sampler" 2>/dev/null || true; sampler=
     echo "$line"
-    [ "$(val "$line" ok)" = true ] || { echo "filebench.sh: download round $r failed" >&2; exit 1; }
+    [ "$(tt_val "$line" ok)" = true ] || { echo "filebench.sh: download round $r failed" >&2; exit 1; }
     base=$(head -n 1 "$samples")
     peaks=$(awk '{ if ($1 > v) v = $1; if ($2 > a) a = $2; if ($3 > f) f = $3 }
                  END { print v, a, f, NR }' "$samples")
     cline=$("$load" tcpcopy --size "$size" --dir "$work" --duration-limit 600 | tail -n 1)
     echo "$cline"
-    [ "$(val "$cline" ok)" = true ] || { echo "filebench.sh: tcpcopy round $r failed" >&2; exit 1; }
-    d=$(val "$line" download_mb_s) c=$(val "$cline" mb_s)
+    [ "$(tt_val "$cline" ok)" = true ] || { echo "filebench.sh: tcpcopy round $r failed" >&2; exit 1; }
+    d=$(tt_val "$line" download_mb_s) c=$(tt_val "$cline" mb_s)
     dl+=("$d") cp+=("$c")
     rows+=("$r $d $c $base $peaks")
 done
@@ -127,8 +92,8 @@ done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo
-echo "upload (once, 64 KiB segments, fsync + commit before 6/3 done): $(val "$first" upload_mb_s) MB/s;" \
-     "first download right after it: $(val "$first" download_mb_s) MB/s"
+echo "upload (once, 64 KiB segments, fsync + commit before 6/3 done): $(tt_val "$first" upload_mb_s) MB/s;" \
+     "first download right after it: $(tt_val "$first" download_mb_s) MB/s"
 echo "download: ${size} bytes, chunk $chunk, window $window; MB = 10^6 bytes; RSS in MiB of the server" \
      "(before = first sample of the round, peak = max over the samples every 100 ms)"
 printf '%-7s %12s %12s %7s | %10s %10s %10s | %10s %10s %10s %7s\n' round ttserver_MB/s tcpcopy_MB/s ratio \

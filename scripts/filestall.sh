@@ -24,48 +24,19 @@ done
 cargo build --release --quiet --bins
 bin=${TTSERVER_BIN:-target/release/ttserver}
 load=target/release/ttload
-work=$(mktemp -d /tmp/ttserver-filestall.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
+tt_workdir filestall
 
 max_file=$(( size > 1073741824 ? size : 1073741824 ))
-cat > "$work/fs.conf" <<CONF
-ClientListen=127.0.0.1:0
-MsgListen=127.0.0.1:0
-FileListen=127.0.0.1:0
-MsfsListen=127.0.0.1:0
-AdminListen=127.0.0.1:0
-AdminToken=filestall
-DataDir=$work/data
-PasswordHashCost=low
-MaxFileSize=$max_file
-CONF
+tt_conf "$work/fs.conf" filestall "MaxFileSize=$max_file"
 printf 'fb1,pw\nfb2,pw\nsm1,pw\nsm2,pw\n' > "$work/users.csv"
 "$bin" admin -c "$work/fs.conf" user import "$work/users.csv" >/dev/null
 
-fifo="$work/server.out"
-mkfifo "$fifo"
-"$bin" run -c "$work/fs.conf" >"$fifo" 2>"$work/server.log" &
-pids+=("$!")
-exec 7<"$fifo"
-login=
-while read -r line <&7; do
-    case "$line" in
-        "listening login "*) login=${line#listening login } ;;
-        ready) break ;;
-    esac
-done
-cat <&7 >/dev/null &
-exec 7<&-
+tt_start server "$bin" run -c "$work/fs.conf"
+login=${listen[login]:?server printed no login address}
 
-val() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 small=$("$load" file --login "$login" --user-prefix sm --password pw --size 1000 | tail -n 1)
-task=$(val "$small" task)
+task=$(tt_val "$small" task)
 
 "$load" file --login "$login" --user-prefix fb --password pw --size "$size" \
     --duration-limit 600 > "$work/big.out" &

@@ -46,65 +46,25 @@ load=target/release/ttload
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "fd limit $(ulimit -n); $(nproc) cores; $(uname -sr)" >&2
 
-work=$(mktemp -d /tmp/ttserver-loadtest.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
+tt_workdir loadtest
 
 users=$(( 2 * pairs ))
 for n in "$idle" "$logins" "$(( 2 * off_pairs ))" "$g_members"; do [ "$n" -gt "$users" ] && users=$n; done
 max_unread=$(( off_msgs > 100 ? off_msgs : 100 ))
-cat > "$work/load.conf" <<CONF
-ClientListen=127.0.0.1:0
-MsgListen=127.0.0.1:0
-FileListen=127.0.0.1:0
-MsfsListen=127.0.0.1:0
-AdminListen=127.0.0.1:0
-AdminToken=loadtest
-DataDir=$work/data
-PasswordHashCost=low
-DbSync=full
-# Measure the server, not the per-connection rate limit (default 100 msg/s).
-MsgRateLimit=1000000
-MaxUnreadMsgs=$max_unread
-PcIdleTimeout=600
-MobileIdleTimeout=600
-# Login failures never happen here; keep the throttle out of the way of 1,000s of logins.
-LoginFailLimit=100
-CONF
+# MsgRateLimit: measure the server, not the per-connection rate limit (default 100 msg/s).
+# LoginFailLimit: failures never happen here; keep the throttle out of the way of 1,000s of
+# logins.
+tt_conf "$work/load.conf" loadtest DbSync=full MsgRateLimit=1000000 "MaxUnreadMsgs=$max_unread" \
+    PcIdleTimeout=600 MobileIdleTimeout=600 LoginFailLimit=100
 seq 1 "$users" | sed 's/.*/u&,pw/' > "$work/users.csv"
 "$bin" admin -c "$work/load.conf" user import "$work/users.csv" >/dev/null
 # A fresh database numbers users from 1: u1 .. uN have ids 1 .. N.
 group_id=$("$bin" admin -c "$work/load.conf" group add loadtest --members "$(seq -s, 1 "$g_members")")
 echo "created $users users and group $group_id of $g_members members" >&2
 
-# Starts a process that prints `listening <role> <addr>` lines then `ready`; sets $addr.
-start() {
-    local role=$1; shift
-    local fifo="$work/out.$role"
-    mkfifo "$fifo"
-    "$@" >"$fifo" 2>"$work/$role.log" &
-    pids+=($!)
-    last_pid=$!
-    exec 7<"$fifo"
-    addr=
-    while read -r line <&7; do
-        case "$line" in
-            "listening $role "*) addr=${line#listening "$role" } ;;
-            ready) break ;;
-        esac
-    done
-    # keep draining in the background
-    cat <&7 >/dev/null &
-    exec 7<&-
-}
-
-start login "$bin" run -c "$work/load.conf"
-server_pid=$last_pid login_addr=$addr
+tt_start server "$bin" run -c "$work/load.conf"
+server_pid=$last_pid login_addr=${listen[login]:?server printed no login address}
 results=()
 run() {  # scenario args...
     local out
@@ -147,8 +107,8 @@ if want idle; then
 fi
 
 if [ "$compare" = 1 ] && want p2p; then
-    start relay "$load" relay --listen 127.0.0.1:0
-    relay_addr=$addr
+    tt_start relay "$load" relay --listen 127.0.0.1:0
+    relay_addr=${listen[relay]:?relay printed no address}
     run p2p --login "$relay_addr" --pairs "$pairs" --messages "$messages" --window "$window" \
         --user-prefix u --password pw --threads "$threads"
     relay_line=${results[-1]}
