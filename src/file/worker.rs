@@ -28,6 +28,7 @@ use super::{Cid, FileMsg};
 use crate::config::Config;
 use crate::net::outq::{Flushed, OutQueue};
 use crate::net::timer::DeadlineHeap;
+use crate::net::DirtySlots;
 use crate::proto::frame::{self, Header, HEADER_LEN};
 use crate::proto::internal::{
     self, LinkDelete, LinkDeleted, LinkHello, LinkTask, LinkTokens, LINK_MODULE,
@@ -95,7 +96,7 @@ pub struct FileWorker {
     conns: Slab<FileConn>,
     next_generation: u32,
     timers: DeadlineHeap,
-    dirty: Vec<usize>,
+    dirty: DirtySlots,
     resume: Vec<Cid>,
     scratch: Vec<u8>,
     max_pdu: u32,
@@ -130,7 +131,7 @@ impl FileWorker {
             conns: Slab::new(),
             next_generation: 1,
             timers: DeadlineHeap::default(),
-            dirty: Vec::new(),
+            dirty: DirtySlots::default(),
             resume: Vec::new(),
             scratch: vec![0u8; 256 * 1024],
             max_pdu: cfg.max_pdu_size,
@@ -552,7 +553,7 @@ impl FileWorker {
             self.close_now(slot, "slow consumer (OutBufCap)");
             return;
         }
-        self.dirty.push(slot);
+        self.dirty.mark(slot);
     }
 
     fn close_after_flush(&mut self, slot: usize) {
@@ -573,7 +574,7 @@ impl FileWorker {
                 },
             );
         }
-        self.dirty.push(slot);
+        self.dirty.mark(slot);
     }
 
     fn close_now(&mut self, slot: usize, why: &str) {
@@ -653,7 +654,7 @@ impl FileWorker {
             if now >= c.heartbeat && !c.closing {
                 if self.core.logged_in(key) {
                     c.out.push_owned(Pdu::Heartbeat.to_frame(0));
-                    self.dirty.push(key.slot);
+                    self.dirty.mark(key.slot);
                 }
                 c.heartbeat = now + HEARTBEAT;
             }
@@ -664,15 +665,11 @@ impl FileWorker {
     }
 
     fn flush_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
-        for slot in dirty.drain(..) {
+        let dirty = self.dirty.take();
+        for &slot in &dirty {
             self.flush(slot);
         }
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
-        }
+        self.dirty.reuse(dirty);
     }
 
     fn flush(&mut self, slot: usize) {

@@ -98,6 +98,39 @@ impl WorkerHandle {
     }
 }
 
+/// Slab slots with output to flush at the end of a loop iteration (each flushed once, in slot
+/// order, however often it was marked). Used by the msg and the file workers.
+#[derive(Default)]
+pub struct DirtySlots {
+    slots: Vec<usize>,
+}
+
+impl DirtySlots {
+    pub fn mark(&mut self, slot: usize) {
+        self.slots.push(slot);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The marked slots, each once; hand the vector back with [`DirtySlots::reuse`].
+    pub fn take(&mut self) -> Vec<usize> {
+        let mut v = std::mem::take(&mut self.slots);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Keeps `v`'s allocation for the next iteration (unless slots were marked meanwhile).
+    pub fn reuse(&mut self, mut v: Vec<usize>) {
+        if self.slots.is_empty() {
+            v.clear();
+            self.slots = v;
+        }
+    }
+}
+
 /// Handles of every worker, indexed by `ConnId::worker`.
 #[derive(Clone, Default)]
 pub struct Workers {

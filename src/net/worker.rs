@@ -19,7 +19,7 @@ use slab::Slab;
 use super::conn::{Conn, Hold, TokenBucket};
 use super::outq::Flushed;
 use super::timer::{DeadlineHeap, TimerKey};
-use super::{ConnId, Role, Shared, WorkerMsg};
+use super::{ConnId, DirtySlots, Role, Shared, WorkerMsg};
 use crate::msg::presence::{Change, Class};
 use crate::msg::{self, Ctx, Effect, MsgConn, Phase, Step};
 use crate::proto::frame::{self, Header, HEADER_LEN};
@@ -56,7 +56,7 @@ pub struct Worker {
     timers: DeadlineHeap,
     resumes: DeadlineHeap,
     retry: Vec<TimerKey>,
-    dirty: Vec<usize>,
+    dirty: DirtySlots,
     touched: Vec<bool>,
     scratch: Vec<u8>,
     /// Reused buffer of fan-out targets.
@@ -92,7 +92,7 @@ impl Worker {
             timers: DeadlineHeap::default(),
             resumes: DeadlineHeap::default(),
             retry: Vec::new(),
-            dirty: Vec::new(),
+            dirty: DirtySlots::default(),
             touched: Vec::new(),
             scratch,
             fanout_targets: Vec::new(),
@@ -522,13 +522,13 @@ impl Worker {
                 Effect::Reply(v) => {
                     if let Some(c) = self.conns.get_mut(slot).filter(|c| !c.closing) {
                         c.out.push_owned(v);
-                        self.dirty.push(slot);
+                        self.dirty.mark(slot);
                     }
                 }
                 Effect::ReplyShared(b) => {
                     if let Some(c) = self.conns.get_mut(slot).filter(|c| !c.closing) {
                         c.out.push_shared(b);
-                        self.dirty.push(slot);
+                        self.dirty.mark(slot);
                     }
                 }
                 Effect::Deliver { user, bytes, skip } => self.deliver(user, bytes, skip),
@@ -659,7 +659,7 @@ impl Worker {
             self.close_now(slot, "slow consumer (OutBufCap)");
             return;
         }
-        self.dirty.push(slot);
+        self.dirty.mark(slot);
     }
 
     fn kick_local(&mut self, target: ConnId, bytes: Shared) {
@@ -687,7 +687,7 @@ impl Worker {
         c.closing = true;
         c.inbuf = Vec::new();
         self.set_deadline(slot, now + limit);
-        self.dirty.push(slot);
+        self.dirty.mark(slot);
     }
 
     // ---------------------------------------------------------------- channel
@@ -810,15 +810,11 @@ impl Worker {
     // ---------------------------------------------------------------- output
 
     fn flush_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
-        for slot in dirty.drain(..) {
+        let dirty = self.dirty.take();
+        for &slot in &dirty {
             self.flush(slot);
         }
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
-        }
+        self.dirty.reuse(dirty);
     }
 
     fn flush(&mut self, slot: usize) {
