@@ -32,6 +32,13 @@ const MAX_LINK_PDU: u32 = 64 * 1024;
 
 /// The shared view of the link.
 pub struct Remote {
+    /// `FileServer`, `ClusterSecret`.
+    addr: SocketAddr,
+    secret: String,
+    /// The msg role's registry (every user's state is sent when a link opens).
+    tokens: Arc<Mutex<TokenRegistry>>,
+    /// Where "upload complete" notices go (6/12).
+    notice: Arc<dyn ReadyNotice>,
     pub(super) tx: Sender<Vec<u8>>,
     /// 6/19s sent and not yet confirmed, by sequence number; dropped (run) on confirmation or
     /// when the link goes down.
@@ -59,6 +66,10 @@ impl Remote {
     ) -> io::Result<Arc<Remote>> {
         let (tx, rx) = crossbeam_channel::bounded(LINK_QUEUE);
         let remote = Arc::new(Remote {
+            addr,
+            secret,
+            tokens: Arc::clone(&tokens),
+            notice,
             tx,
             deletes: Mutex::new(HashMap::new()),
             next_delete: AtomicU32::new(1),
@@ -81,7 +92,7 @@ impl Remote {
         let r = Arc::clone(&remote);
         let t = std::thread::Builder::new()
             .name("file-link".into())
-            .spawn(move || r.run(addr, &secret, &tokens, &rx, &notice))?;
+            .spawn(move || r.run(&rx))?;
         *remote.thread.lock() = Some(t);
         Ok(remote)
     }
@@ -119,18 +130,10 @@ impl Remote {
         }
     }
 
-    fn run(
-        self: &Arc<Self>,
-        addr: SocketAddr,
-        secret: &str,
-        tokens: &Mutex<TokenRegistry>,
-        rx: &Receiver<Vec<u8>>,
-        notice: &Arc<dyn ReadyNotice>,
-    ) {
+    fn run(self: &Arc<Self>, rx: &Receiver<Vec<u8>>) {
         while !self.stop.load(Ordering::Acquire) {
-            match self.session(addr, secret, tokens, rx, notice) {
-                Ok(()) => {}
-                Err(e) => log::warn!(target: "file", "link to file server {addr}: {e}"),
+            if let Err(e) = self.session(rx) {
+                log::warn!(target: "file", "link to file server {}: {e}", self.addr);
             }
             self.up.store(false, Ordering::Release);
             let until = Instant::now() + RETRY;
@@ -141,19 +144,13 @@ impl Remote {
     }
 
     /// One connection, from connect to the first error (or stop).
-    fn session(
-        self: &Arc<Self>,
-        addr: SocketAddr,
-        secret: &str,
-        tokens: &Mutex<TokenRegistry>,
-        rx: &Receiver<Vec<u8>>,
-        notice: &Arc<dyn ReadyNotice>,
-    ) -> io::Result<()> {
+    fn session(self: &Arc<Self>, rx: &Receiver<Vec<u8>>) -> io::Result<()> {
+        let addr = self.addr;
         let mut s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         let hello = LinkHello {
-            secret: secret.as_bytes(),
+            secret: self.secret.as_bytes(),
         };
         s.write_all(&internal::frame(internal::HELLO, Some(&hello)))?;
         let welcome = read_frame(&mut s)?;
@@ -165,7 +162,7 @@ impl Remote {
         // A consistent cut: under the registry lock, drop queued (older) states, go up, and
         // take every current state; later changes queue behind these.
         let snapshot: Vec<Vec<u8>> = {
-            let reg = tokens.lock();
+            let reg = self.tokens.lock();
             while rx.try_recv().is_ok() {}
             self.overflowed.store(false, Ordering::Release);
             self.up.store(true, Ordering::Release);
@@ -180,11 +177,10 @@ impl Remote {
         }
         s.set_read_timeout(None)?;
         let reader = s.try_clone()?;
-        let n = Arc::clone(notice);
         let me = Arc::clone(self);
         let rx_thread = std::thread::Builder::new()
             .name("file-link-rx".into())
-            .spawn(move || me.read_notices(reader, &n))?;
+            .spawn(move || me.read_notices(reader))?;
         let result = self.forward(&mut s, rx, &rx_thread);
         self.up.store(false, Ordering::Release);
         // Unconfirmed deletions will not be confirmed on this link: release their waiters.
@@ -240,7 +236,7 @@ fn read_frame(s: &mut TcpStream) -> io::Result<Vec<u8>> {
 
 impl Remote {
     /// Reads 6 Ready and 7 Deleted until the link closes.
-    fn read_notices(&self, mut s: TcpStream, notice: &Arc<dyn ReadyNotice>) {
+    fn read_notices(&self, mut s: TcpStream) {
         while let Ok(f) = read_frame(&mut s) {
             let Some(h) = frame::header(&f) else {
                 return;
@@ -249,7 +245,7 @@ impl Remote {
                 (LINK_MODULE, internal::READY) => {
                     let task = internal::decode::<LinkTask>(&f).ok();
                     match task.as_ref().and_then(task_of) {
-                        Some(t) => notice.upload_complete(&t),
+                        Some(t) => self.notice.upload_complete(&t),
                         None => {
                             log::warn!(target: "file", "malformed notice from the file server");
                             return;
