@@ -29,11 +29,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-cargo build --release --quiet --bins
-bin=${TTSERVER_BIN:-target/release/ttserver}
-load=target/release/ttload
-
 . scripts/lib.sh
+tt_build
+
 tt_workdir filebench
 need_kib=$(( 2 * size / 1024 + 65536 ))
 free_kib=$(df -Pk "$work" | awk 'NR == 2 { print $4 }')

@@ -21,10 +21,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-cargo build --release --quiet --bins
-bin=${TTSERVER_BIN:-target/release/ttserver}
-load=target/release/ttload
 . scripts/lib.sh
+tt_build
 tt_workdir filestall
 
 max_file=$(( size > 1073741824 ? size : 1073741824 ))

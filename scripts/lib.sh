@@ -3,6 +3,14 @@
 # starting a process that announces `listening <role> <addr>` lines then `ready`.
 # Source it after `cd` to the checkout; needs bash 4 (associative arrays).
 
+# tt_build: builds the binaries; sets $bin (ttserver, or $TTSERVER_BIN to measure another
+# build) and $load (ttload).
+tt_build() {
+    cargo build --release --quiet --bins
+    bin=${TTSERVER_BIN:-target/release/ttserver}
+    load=target/release/ttload
+}
+
 # tt_workdir NAME: sets $work to a new /tmp/ttserver-NAME.XXXXXX and an EXIT trap that stops
 # every pid in $pids (and $sampler, if set) and removes $work.
 tt_workdir() {

@@ -38,15 +38,13 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-cargo build --release --quiet --bins
-bin=${TTSERVER_BIN:-target/release/ttserver}
-load=target/release/ttload
+. scripts/lib.sh
+tt_build
 
 # Enough descriptors for the idle scenario on both sides (the server and ttload share the box).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "fd limit $(ulimit -n); $(nproc) cores; $(uname -sr)" >&2
 
-. scripts/lib.sh
 tt_workdir loadtest
 
 users=$(( 2 * pairs ))
