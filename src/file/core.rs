@@ -126,6 +126,9 @@ pub struct Core {
     /// Tasks arrive over a link from another process (see [`Phase::Parked`]).
     linked: bool,
     conns: HashMap<Cid, Phase>,
+    /// The connections in [`Phase::Parked`] (few, and only with a link): looked through on
+    /// announcements and by the clock instead of every connection.
+    parked: Vec<Cid>,
     tasks: HashMap<String, Live>,
     expiry: BinaryHeap<Reverse<(Instant, String)>>,
 }
@@ -216,6 +219,7 @@ impl Core {
             live,
             linked,
             conns: HashMap::new(),
+            parked: Vec::new(),
             tasks: HashMap::new(),
             expiry: BinaryHeap::new(),
         }
@@ -229,14 +233,7 @@ impl Core {
         if !self.linked {
             return Vec::new();
         }
-        let waiting: Vec<Cid> = self
-            .conns
-            .iter()
-            .filter(
-                |(_, p)| matches!(p, Phase::Parked { task_id, .. } if *task_id == id.as_bytes()),
-            )
-            .map(|(c, _)| *c)
-            .collect();
+        let waiting = self.parked_where(|task_id, _| task_id == id.as_bytes());
         let mut acts = Vec::new();
         for cid in waiting {
             acts.extend(self.unpark(cid, now));
@@ -244,8 +241,21 @@ impl Core {
         acts
     }
 
+    /// The parked connections whose (task id, deadline) satisfy `f`.
+    fn parked_where(&self, f: impl Fn(&[u8], Instant) -> bool) -> Vec<Cid> {
+        self.parked
+            .iter()
+            .copied()
+            .filter(|c| match self.conns.get(c) {
+                Some(Phase::Parked { task_id, until, .. }) => f(task_id, *until),
+                _ => false,
+            })
+            .collect()
+    }
+
     /// Runs a parked 6/1 again (its task arrived, or its wait is over).
     fn unpark(&mut self, cid: Cid, now: Instant) -> Vec<Act> {
+        self.parked.retain(|&c| c != cid);
         let Some(Phase::Parked {
             reserved,
             user,
@@ -432,6 +442,7 @@ impl Core {
                     until: now + LINK_GRACE,
                 },
             );
+            self.parked.push(cid);
             return Vec::new();
         }
         let live = std::str::from_utf8(task_id)
@@ -802,6 +813,9 @@ impl Core {
         let Some(phase) = self.conns.remove(&cid) else {
             return Vec::new();
         };
+        if matches!(phase, Phase::Parked { .. }) {
+            self.parked.retain(|&c| c != cid);
+        }
         let task_id = match phase {
             Phase::Online { task } | Phase::Upload { task } => task,
             _ => return Vec::new(),
@@ -824,8 +838,8 @@ impl Core {
 
     /// The next time [`Core::expire`] has work.
     pub fn next_expiry(&self) -> Option<Instant> {
-        let parked = self.conns.values().filter_map(|p| match p {
-            Phase::Parked { until, .. } => Some(*until),
+        let parked = self.parked.iter().filter_map(|c| match self.conns.get(c) {
+            Some(Phase::Parked { until, .. }) => Some(*until),
             _ => None,
         });
         self.expiry
@@ -839,16 +853,8 @@ impl Core {
     /// B-FILE-15: tasks without traffic for `TaskTimeout` end, their connections close.
     pub fn expire(&mut self, now: Instant) -> Vec<Act> {
         let mut acts = Vec::new();
-        if self.linked {
-            let late: Vec<Cid> = self
-                .conns
-                .iter()
-                .filter(|(_, p)| matches!(p, Phase::Parked { until, .. } if *until <= now))
-                .map(|(c, _)| *c)
-                .collect();
-            for cid in late {
-                acts.extend(self.unpark(cid, now));
-            }
+        for cid in self.parked_where(|_, until| until <= now) {
+            acts.extend(self.unpark(cid, now));
         }
         while let Some(Reverse((at, _))) = self.expiry.peek() {
             if *at > now {
