@@ -213,7 +213,7 @@ impl Default for Config {
             max_conn_cnt: 100_000,
             max_pdu_size: 1_048_576,
             max_out_pdu_size: 409_600,
-            max_text_len: 4096,
+            max_text_len: 65_536,
             max_audio_len: 102_400,
             msg_rate_limit: 100,
             out_buf_cap: 4_194_304,
@@ -228,7 +228,7 @@ impl Default for Config {
             max_normal_group_members: 5000,
             login_timeout: Duration::from_secs(15),
             pc_idle_timeout: Duration::from_secs(30),
-            mobile_idle_timeout: Duration::from_secs(300),
+            mobile_idle_timeout: Duration::from_secs(600),
             presence_to_mobile: false,
             max_file_size: 1_073_741_824,
             login_fail_limit: 5,
@@ -1120,7 +1120,7 @@ mod tests {
     #[test]
     fn cross_checks() {
         let e = err("MaxOutPduSize=4096\nMaxAudioLen=100\n");
-        // MaxTextLen (default 4096, not in the file) must be below it: reported at the line of
+        // MaxTextLen (default 65536, not in the file) must be below it: reported at the line of
         // MaxOutPduSize. OutBufCap is fine.
         assert_eq!(e.problems.len(), 1);
         assert_eq!(e.problems[0].key.as_deref(), Some("MaxTextLen"));

@@ -40,6 +40,7 @@ counters!(
     file_login_refused,
     file_rejected,
     file_add_reports,
+    short_requests,
     msgs_p2p,
     msgs_group,
     stale_replies,

@@ -89,9 +89,16 @@ fn bad_frames_close_only_their_connection() {
     t.extend_from_slice(&u32::MAX.to_be_bytes());
     cases.push(("list count", t));
     // A 3/1 with a msg_data length beyond the body.
-    let mut t = header(12 + 4 + 4, 3, 1);
-    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+    let body: &[u8] = &[
+        0, 0, 0, 1, 0, 0, 0, 1, b'1', 0, 0, 0, 1, b'2', 0, 0, 0, 0, 1, 0, 0, 0, 9, b'x',
+    ];
+    let mut t = header(12 + body.len() as u32, 3, 1);
+    t.extend_from_slice(body);
     cases.push(("str beyond body", t));
+    // P-6: a body may end early only at a field boundary; a 2/1 cut inside its u32 is an error.
+    let mut t = header(12 + 2, 2, 1);
+    t.extend_from_slice(&[0, 0]);
+    cases.push(("field cut in the middle", t));
 
     // Before login only 1/3 and 7/1 bodies are parsed (P-13); header checks apply to all.
     let mut pre: Vec<(&str, Vec<u8>)> = cases.iter().take(4).cloned().collect();
@@ -115,6 +122,45 @@ fn bad_frames_close_only_their_connection() {
             .unwrap_or_else(|err| panic!("{what} after login: {err}"));
         w.still_chatting();
     }
+}
+
+#[test]
+fn requests_ending_at_a_field_boundary_are_served() {
+    // P-6: missing trailing fields read as zero / empty; the reply is the normal one.
+    let (srv, ids) = Server::start(&[("alice", "a"), ("bob", "b")]);
+    let (a, b) = (ids[0].to_string(), ids[1].to_string());
+    let (mut alice, _) = srv.login("alice", "a", PC);
+    let (mut bob, _) = srv.login("bob", "b", PC);
+    // 2/1 without req_type (the 2014 Android app sends it so).
+    alice.send_raw(&header(12, 2, 1)).unwrap();
+    let f = recv(&mut alice);
+    assert_eq!(f.module_command(), (2, 3));
+    // 3/1 without its trailing attach: stored, acked, delivered with an empty attach.
+    let mut body = Vec::new();
+    body.extend_from_slice(&5u32.to_be_bytes());
+    for id in [&a, &b] {
+        body.extend_from_slice(&(id.len() as u32).to_be_bytes());
+        body.extend_from_slice(id.as_bytes());
+    }
+    body.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 2, b'h', b'i']);
+    let mut t = header(12 + body.len() as u32, 3, 1);
+    t.extend_from_slice(&body);
+    alice.send_raw(&t).unwrap();
+    let ack = recv(&mut alice);
+    assert_eq!(ack.module_command(), (3, 2));
+    let f = recv_mc(&mut bob, 3, 1);
+    let Pdu::MsgData(m) = f.pdu().unwrap() else {
+        panic!()
+    };
+    assert_eq!((m.seq_no, m.msg_data, m.attach), (5, &b"hi"[..], &b""[..]));
+    // 2/8 with no body at all: the id is empty, so unknown: status 2 (P-20).
+    alice.send_raw(&header(12, 2, 8)).unwrap();
+    let f = recv(&mut alice);
+    let Pdu::UserStatusResponse(r) = f.pdu().unwrap() else {
+        panic!()
+    };
+    assert_eq!((r.user_id, r.status), (Id::Raw(b""), 2));
+    sync(&mut alice);
 }
 
 #[test]

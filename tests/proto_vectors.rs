@@ -2,14 +2,12 @@
 //! protocol.md §10). Every vector is decoded in its direction, compared field by field with the
 //! values of its `#` comment, and re-encoded byte for byte.
 
+mod common;
+
 use ttserver::proto::frame::{self, HEADER_LEN};
 use ttserver::proto::*;
 
 const VECTORS: &str = include_str!("vectors/client_pdus.txt");
-const SHARED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/client_pdus.txt"
-);
 
 const TOKEN: &[u8] = b"0f8fad5b-d9cb-469f-a165-70867728950e";
 const TASK: &[u8] = b"6ba7b810-9dad-11d1-80b4-00c04fd430c8";
@@ -336,11 +334,5 @@ fn vectors_back_to_back_in_one_stream() {
 
 #[test]
 fn in_repo_copy_matches_shared() {
-    // CI checks out `shared/` beside the repository; skip silently when it is not there.
-    if let Ok(shared) = std::fs::read_to_string(SHARED) {
-        assert_eq!(
-            shared, VECTORS,
-            "tests/vectors/client_pdus.txt is out of date"
-        );
-    }
+    common::check_shared_copy("client_pdus.txt", VECTORS);
 }

@@ -395,8 +395,13 @@ impl FileWorker {
             return;
         }
         let body = raw.get(HEADER_LEN..).unwrap_or_default();
-        let pdu = match Pdu::decode(Dir::ToServer, h.module, h.command, body) {
-            Ok(Some(p)) => p,
+        let pdu = match Pdu::decode_noting_short(Dir::ToServer, h.module, h.command, body) {
+            Ok(Some((p, short))) => {
+                if short {
+                    bump(&self.counters.short_requests);
+                }
+                p
+            }
             Ok(None) => {
                 bump(&self.counters.unknown_pdus);
                 return;

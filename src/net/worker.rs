@@ -424,7 +424,8 @@ impl Worker {
             bump(&self.st.counters.unknown_pdus);
             return Frame::Consumed;
         }
-        let pdu = match Pdu::decode(Dir::ToServer, h.module, h.command, body) {
+        let (pdu, short) = match Pdu::decode_noting_short(Dir::ToServer, h.module, h.command, body)
+        {
             Ok(Some(p)) => p,
             Ok(None) => {
                 bump(&self.st.counters.unknown_pdus);
@@ -436,14 +437,19 @@ impl Worker {
                 return Frame::Closed;
             }
         };
-        match role {
+        let done = match role {
             Role::Login => {
                 let effects = crate::login::on_pdu(&self.st, h, &pdu);
                 self.apply(slot, effects);
                 Frame::Consumed
             }
             Role::Msg => self.handle_msg(slot, h, pdu),
+        };
+        // A held PDU is decoded again when it is retried: count it once, when it is served.
+        if short && matches!(done, Frame::Consumed) {
+            bump(&self.st.counters.short_requests);
         }
+        done
     }
 
     fn handle_msg(&mut self, slot: usize, h: &Header, pdu: Pdu<'_>) -> Frame {

@@ -11,12 +11,36 @@ use super::{Id, ProtoError};
 #[derive(Clone, Debug)]
 pub struct Reader<'a> {
     buf: &'a [u8],
+    /// P-6 for client requests: a field that starts exactly at the end of the body reads as its
+    /// zero value (`u32` 0, empty `str`, empty list) instead of failing.
+    zero_fill: bool,
+    /// Some field was zero-filled.
+    filled: bool,
 }
 
 impl<'a> Reader<'a> {
-    /// A reader over `buf` (normally one PDU body).
+    /// A strict reader over `buf` (normally one PDU body): every field must be present.
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
+        Reader {
+            buf,
+            zero_fill: false,
+            filled: false,
+        }
+    }
+
+    /// A reader for a client request (P-6): once the body has ended cleanly at a field
+    /// boundary, the missing trailing fields read as zero. A field cut in the middle, a length or
+    /// count past the end and a list item that is not there are still errors.
+    pub fn zero_filling(buf: &'a [u8]) -> Reader<'a> {
+        Reader {
+            zero_fill: true,
+            ..Reader::new(buf)
+        }
+    }
+
+    /// Whether a missing trailing field was read as zero (counted `short_requests`).
+    pub fn zero_filled(&self) -> bool {
+        self.filled
     }
 
     /// Bytes not read yet.
@@ -33,6 +57,12 @@ impl<'a> Reader<'a> {
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtoError> {
         let mut out = [0u8; N];
+        if self.zero_fill && self.buf.is_empty() {
+            // Every wire value starts with an integer (a `str` with its length, a list with
+            // its count), so this one place zero-fills every field type.
+            self.filled = true;
+            return Ok(out);
+        }
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
@@ -80,10 +110,14 @@ impl<'a> Reader<'a> {
             return Err(ProtoError::BadCount);
         }
         let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
+        // The count promised these items: inside the list nothing is zero-filled (P-6, P-8).
+        let zero_fill = std::mem::replace(&mut self.zero_fill, false);
+        let items = (0..n).try_for_each(|_| {
             out.push(f(self)?);
-        }
-        Ok(out)
+            Ok(())
+        });
+        self.zero_fill = zero_fill;
+        items.map(|()| out)
     }
 
     /// End of the body: P-6, trailing bytes are an error.
@@ -287,6 +321,39 @@ mod tests {
         assert_eq!(Reader::new(&[0, 0, 0]).u32(), Err(ProtoError::Truncated));
         assert_eq!(Reader::new(&[0]).u16(), Err(ProtoError::Truncated));
         assert_eq!(Reader::new(&[]).u8(), Err(ProtoError::Truncated));
+    }
+
+    #[test]
+    fn zero_filling_only_at_a_clean_end() {
+        // P-6: fields that start at the end of a request body read as zero ...
+        let mut r = Reader::zero_filling(&[0, 0, 0, 7]);
+        assert_eq!(r.u32(), Ok(7));
+        assert!(!r.zero_filled());
+        assert_eq!(r.u32(), Ok(0));
+        assert_eq!(r.u8(), Ok(0));
+        assert_eq!(r.bytes(), Ok(&b""[..]));
+        assert_eq!(r.list(4, |r| r.u32()), Ok(vec![]));
+        assert!(r.zero_filled());
+        r.finish().unwrap();
+        // ... but a field cut in the middle, a length or a count past the end, and a list item
+        // the count promised stay errors.
+        assert_eq!(
+            Reader::zero_filling(&[0, 0]).u32(),
+            Err(ProtoError::Truncated)
+        );
+        assert_eq!(
+            Reader::zero_filling(&[0, 0, 0, 3, b'h']).bytes(),
+            Err(ProtoError::BadStrLen(3))
+        );
+        assert_eq!(
+            Reader::zero_filling(&[0, 0, 0, 2, 0, 0, 0, 0]).list(4, |r| r.u32()),
+            Err(ProtoError::BadCount)
+        );
+        // Item two of two: 4 bytes of count check pass (2 x min 2), the second item is missing.
+        let mut r = Reader::zero_filling(&[0, 0, 0, 2, 0, 0, 0, 1, b'x']);
+        assert_eq!(r.list(2, |r| r.bytes()), Err(ProtoError::Truncated));
+        // A strict reader never zero-fills.
+        assert_eq!(Reader::new(&[]).u32(), Err(ProtoError::Truncated));
     }
 
     #[test]

@@ -223,14 +223,30 @@ macro_rules! registry {
         impl<$lt> Pdu<$lt> {
             /// Decodes a body. `Ok(None)` = unknown `(module, command)` for this direction
             /// (P-12: a command that exists only in the other direction is unknown); the body is
-            /// then not looked at. A known command's body must parse to exactly its length (P-6).
+            /// then not looked at. A known command's body must parse to exactly its length (P-6),
+            /// except that a client request (`Dir::ToServer`) may end at a field boundary before
+            /// its last fields, which then read as zero / empty.
             pub fn decode(
                 dir: Dir,
                 module: u16,
                 command: u16,
                 body: &$lt [u8],
             ) -> Result<Option<Pdu<$lt>>, ProtoError> {
-                let mut r = Reader::new(body);
+                Ok(Self::decode_noting_short(dir, module, command, body)?.map(|(pdu, _)| pdu))
+            }
+
+            /// [`Pdu::decode`], also telling whether trailing fields of a client request were
+            /// missing and read as zero (P-6, counted `short_requests`).
+            pub fn decode_noting_short(
+                dir: Dir,
+                module: u16,
+                command: u16,
+                body: &$lt [u8],
+            ) -> Result<Option<(Pdu<$lt>, bool)>, ProtoError> {
+                let mut r = match dir {
+                    Dir::ToServer => Reader::zero_filling(body),
+                    Dir::ToClient => Reader::new(body),
+                };
                 let pdu = match (module, command) {
                     $( ($um, $uc) if Dirs::$udir.allows(dir) => Pdu::$uname, )*
                     $(
@@ -240,8 +256,9 @@ macro_rules! registry {
                     )*
                     _ => return Ok(None),
                 };
+                let short = r.zero_filled();
                 r.finish()?;
-                Ok(Some(pdu))
+                Ok(Some((pdu, short)))
             }
 
             /// `(module, command)` of this PDU.
@@ -391,8 +408,10 @@ pub(crate) mod testutil {
     use super::frame::{self, HEADER_LEN};
     use super::*;
 
-    /// Encodes `pdu`, checks the header, decodes it back in `dir` and compares; checks that every
-    /// strict prefix of the body and the body plus one byte are errors (P-6). Returns the frame.
+    /// Encodes `pdu`, checks the header, decodes it back in `dir` and compares; checks that the
+    /// body plus one byte is an error and that every strict prefix is one too, except, for a
+    /// client request, a prefix ending at a field boundary, which decodes short (P-6). Returns
+    /// the frame.
     pub fn roundtrip(dir: Dir, pdu: &Pdu<'_>) -> Vec<u8> {
         let bytes = pdu.to_frame(0x1234);
         let h = frame::header(&bytes).unwrap();
@@ -411,11 +430,33 @@ pub(crate) mod testutil {
         // decode(encode(decode(x))) == decode(x)
         assert_eq!(back.to_frame(0x1234), bytes);
         for cut in 0..body.len() {
-            assert!(
-                Pdu::decode(dir, h.module, h.command, &body[..cut]).is_err(),
-                "{} prefix {cut}",
-                pdu.name()
-            );
+            let prefix = &body[..cut];
+            match (
+                dir,
+                Pdu::decode_noting_short(dir, h.module, h.command, prefix),
+            ) {
+                (_, Err(_)) => {}
+                // P-6: a client request cut at a field boundary reads the missing fields as
+                // zero, so it re-encodes to the prefix followed by zero bytes only.
+                (Dir::ToServer, Ok(Some((short, true)))) => {
+                    let mut again = Vec::new();
+                    short.encode_body(&mut again);
+                    assert_eq!(&again[..cut], prefix, "{} prefix {cut}", pdu.name());
+                    assert!(
+                        again[cut..].iter().all(|b| *b == 0) && again.len() > cut,
+                        "{} prefix {cut} re-encodes to {again:02x?}",
+                        pdu.name()
+                    );
+                }
+                (_, other) => panic!("{} prefix {cut}: {other:?}", pdu.name()),
+            }
+        }
+        if dir == Dir::ToServer && !body.is_empty() {
+            // An empty body is the shortest request there is: every field zero.
+            assert!(matches!(
+                Pdu::decode_noting_short(dir, h.module, h.command, &[]),
+                Ok(Some((_, true)))
+            ));
         }
         let mut longer = body.to_vec();
         longer.push(0);

@@ -28,7 +28,21 @@ mod tests {
         let p = Pdu::ServiceSetting(ServiceSetting { key: 2, value: 3 });
         assert_eq!(roundtrip(Dir::ToServer, &p).len(), 20);
         unknown_in(Dir::ToClient, 7, 61);
-        fails(Dir::ToServer, 7, 61, &[0, 0, 0, 2], ProtoError::Truncated);
+        // P-6: cut inside `value` is an error; cut before it, `value` reads as 0.
+        fails(
+            Dir::ToServer,
+            7,
+            61,
+            &[0, 0, 0, 2, 0],
+            ProtoError::Truncated,
+        );
+        assert_eq!(
+            Pdu::decode_noting_short(Dir::ToServer, 7, 61, &[0, 0, 0, 2]),
+            Ok(Some((
+                Pdu::ServiceSetting(ServiceSetting { key: 2, value: 0 }),
+                true
+            )))
+        );
     }
 
     #[test]

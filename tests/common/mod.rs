@@ -264,3 +264,22 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Compares an in-repo copy of a vectors file with the project's shared original at
+/// `../shared/vectors/<name>` beside the checkout. A user's clone has no `shared/`: the check
+/// is then skipped and says so; CI (`CI` set) always has it, so there a missing file fails.
+pub fn check_shared_copy(name: &str, in_repo: &str) {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/vectors")
+        .join(name);
+    match std::fs::read_to_string(&shared) {
+        Ok(text) => assert_eq!(text, in_repo, "tests/vectors/{name} is out of date"),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED: {} not readable ({e}); in-repo copy not compared",
+                shared.display()
+            );
+        }
+        Err(e) => panic!("CI: {} not readable: {e}", shared.display()),
+    }
+}
