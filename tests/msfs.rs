@@ -36,7 +36,7 @@ impl Resp {
         assert_eq!(self.status, 200, "{self:?}");
         assert_eq!(
             self.header("content-type"),
-            Some("application/json; charset=utf-8")
+            Some("text/html; charset=utf-8")
         );
         serde_json::from_slice(&self.body).unwrap()
     }
@@ -191,6 +191,40 @@ fn assert_path_shape(path: &str, suffix: &str) {
         "{path}"
     );
     assert_eq!(rest, suffix, "{path}");
+}
+
+/// The upload of the 2014 iOS app, as its own code builds it: `POST /`, a `type=im_image` field,
+/// then the picture as part `image` named `image.png_0x0.png` with type image/jpeg, no token.
+fn ios2014_upload(data: &[u8]) -> Vec<u8> {
+    let mut b = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nim_image\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; \
+         filename=\"image.png_0x0.png\"\r\nContent-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    b.extend_from_slice(data);
+    b.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+#[test]
+fn ios2014_app_upload_gets_a_text_html_reply_it_accepts() {
+    let (srv, _) = Server::start_with("MsfsRequireToken=false\n", &[("alice", "a")]);
+    let data = sample(30_000);
+    let mut h = Http::connect(srv.msfs);
+    let r = h.post(
+        "/",
+        &format!("Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"),
+        &ios2014_upload(&data),
+    );
+    // The app's library insists on exactly this type; the body is the usual JSON.
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let v = r.json();
+    assert_eq!(v["error_code"], 0, "{v}");
+    let path = v["path"].as_str().unwrap();
+    assert_path_shape(path, "_0x0.png");
+    let got = h.get("GET", &format!("/{path}"));
+    assert_eq!((got.status, got.body), (200, data));
 }
 
 #[test]

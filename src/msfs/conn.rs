@@ -119,7 +119,9 @@ impl Conn {
             url,
         })
         .unwrap_or_default();
-        self.respond(200, "application/json; charset=utf-8", body);
+        // JSON body, text/html type: the 2014 iOS app's HTTP library accepts an upload reply
+        // only as text/html, which is what TeamTalk's own image store sent (B-MSFS-1).
+        self.respond(200, "text/html; charset=utf-8", body);
     }
 
     pub(super) fn upload_error(&mut self, code: u32) {
