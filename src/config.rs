@@ -67,6 +67,7 @@ pub const KEYS: &[&str] = &[
     "MaxUnreadMsgs",
     "MaxGroupUnread",
     "MaxAllUsers",
+    "AllUsersSplit",
     "MaxGroupList",
     "MaxRecentGroups",
     "MaxTempGroupMembers",
@@ -152,6 +153,8 @@ pub struct Config {
     pub max_unread_msgs: u32,
     pub max_group_unread: u32,
     pub max_all_users: u32,
+    /// 2/15 longer than one `MaxOutPduSize` frame goes out as several frames (B-USER-2).
+    pub all_users_split: bool,
     pub max_group_list: u32,
     pub max_recent_groups: u32,
     pub max_temp_group_members: u32,
@@ -222,6 +225,7 @@ impl Default for Config {
             max_unread_msgs: 100,
             max_group_unread: 150,
             max_all_users: 5000,
+            all_users_split: true,
             max_group_list: 200,
             max_recent_groups: 100,
             max_temp_group_members: 1000,
@@ -635,6 +639,7 @@ impl Config {
             "MaxUnreadMsgs" => self.max_unread_msgs = list_cap(v)?,
             "MaxGroupUnread" => self.max_group_unread = list_cap(v)?,
             "MaxAllUsers" => self.max_all_users = list_cap(v)?,
+            "AllUsersSplit" => self.all_users_split = boolean(v)?,
             "MaxGroupList" => self.max_group_list = list_cap(v)?,
             "MaxRecentGroups" => self.max_recent_groups = list_cap(v)?,
             "MaxTempGroupMembers" => self.max_temp_group_members = list_cap(v)?,
@@ -703,6 +708,7 @@ impl fmt::Debug for Config {
             .field("max_unread_msgs", &self.max_unread_msgs)
             .field("max_group_unread", &self.max_group_unread)
             .field("max_all_users", &self.max_all_users)
+            .field("all_users_split", &self.all_users_split)
             .field("max_group_list", &self.max_group_list)
             .field("max_recent_groups", &self.max_recent_groups)
             .field("max_temp_group_members", &self.max_temp_group_members)

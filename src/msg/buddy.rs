@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::outlet::{submit_read, submit_write, WriteKind};
-use super::{encode_capped, Ctx, Effect, MsgConn, Step};
+use super::{encode_capped, encode_split, Ctx, Effect, MsgConn, Step};
 use crate::proto::buddy::{
     AllUserResponse, ContactEntry, DepartmentResponse, DeptInfo, RecentContactList,
     RemoveSessionRequest, RemoveSessionResponse, UserInfo, UserInfoRequest, UserInfoResponse,
@@ -166,11 +166,19 @@ pub fn all_users(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
         .take(cx.st.cfg.max_all_users as usize)
         .map(|u| user_info_record(u))
         .collect();
-    let frame = encode_capped(cx.st, &items, cx.reserved, |p| {
-        Pdu::AllUserResponse(AllUserResponse { users: p.to_vec() })
-    });
+    // B-USER-2: whole users in id order, in as many frames as they need (the 2014 Android app
+    // merges every 2/15), or one frame cut to what fits.
+    let frames = if cx.st.cfg.all_users_split {
+        encode_split(cx.st, &items, cx.reserved, |users| {
+            Pdu::AllUserResponse(AllUserResponse { users })
+        })
+    } else {
+        vec![encode_capped(cx.st, &items, cx.reserved, |p| {
+            Pdu::AllUserResponse(AllUserResponse { users: p.to_vec() })
+        })]
+    };
     drop(dir);
-    cx.respond(mc, vec![Effect::Reply(frame)])
+    cx.respond(mc, frames.into_iter().map(Effect::Reply).collect())
 }
 
 /// 2/18 -> 2/19 (B-USER-3).

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::net::{ConnId, Shared};
+use crate::proto::codec::{Wire, Writer};
 use crate::proto::frame::Header;
 use crate::proto::Pdu;
 use crate::state::State;
@@ -385,6 +386,45 @@ pub fn encode_capped<T>(
         }
     }
     build(items.get(..lo).unwrap_or_default()).to_frame(reserved)
+}
+
+/// Encodes a list response as consecutive frames, each holding a whole number of entries and
+/// at most `MaxOutPduSize` bytes, entries in order (B-USER-2 with `AllUsersSplit`). Always at
+/// least one frame. An entry too large for a frame of its own is left out (logged, counted
+/// `out_truncated`); a user record is far below any accepted `MaxOutPduSize`.
+pub fn encode_split<'a, T: Wire<'a> + Clone>(
+    st: &State,
+    items: &[T],
+    reserved: u16,
+    build: impl Fn(Vec<T>) -> Pdu<'a>,
+) -> Vec<Vec<u8>> {
+    // A frame's size = header + list count + its entries' encodings.
+    const FRAME_OVERHEAD: usize = crate::proto::frame::HEADER_LEN + 4;
+    let max = st.cfg.max_out_pdu_size as usize;
+    let mut frames = Vec::new();
+    let mut chunk: Vec<T> = Vec::new();
+    let mut size = FRAME_OVERHEAD;
+    let mut scratch = Vec::new();
+    for item in items {
+        scratch.clear();
+        item.write(&mut Writer::new(&mut scratch));
+        let n = scratch.len();
+        if FRAME_OVERHEAD + n > max {
+            bump(&st.counters.out_truncated);
+            log::warn!(target: "msg", "list entry of {n} bytes left out: over MaxOutPduSize");
+            continue;
+        }
+        if size + n > max {
+            frames.push(build(std::mem::take(&mut chunk)).to_frame(reserved));
+            size = FRAME_OVERHEAD;
+        }
+        chunk.push(item.clone());
+        size += n;
+    }
+    if !chunk.is_empty() || frames.is_empty() {
+        frames.push(build(chunk).to_frame(reserved));
+    }
+    frames
 }
 
 /// The bytes of an id as it travelled (P-21 echoes).

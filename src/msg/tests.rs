@@ -652,3 +652,23 @@ fn message_sent_right_after_leaving_is_refused_at_commit() {
     assert_eq!(k.count("store_failures"), 0);
     assert_eq!(k.count("msgs_group"), 0);
 }
+
+#[test]
+fn split_lists_fill_frames_exactly_to_max_out_pdu_size() {
+    use crate::proto::buddy::{UserStatus, UsersStatusResponse};
+    let mut k = kit(&["a"]);
+    let build = |users| Pdu::UsersStatusResponse(UsersStatusResponse { users });
+    // One entry = idstr "7" (5 bytes) + status (4) = 9 bytes; a frame = 16 + 9 n bytes.
+    let entry = UserStatus {
+        user_id: Id::Raw(b"7"),
+        status: 1,
+    };
+    let max = 16 + 9 * 3;
+    Arc::get_mut(&mut k.st).unwrap().cfg.max_out_pdu_size = max as u32;
+    let frames = encode_split(&k.st, &vec![entry.clone(); 7], 5, build);
+    let sizes: Vec<usize> = frames.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![max, max, 16 + 9]);
+    // An empty list is still one (empty) frame.
+    let frames = encode_split(&k.st, &[], 5, build);
+    assert_eq!(frames, vec![build(Vec::new()).to_frame(5)]);
+}
