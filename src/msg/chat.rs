@@ -1,8 +1,11 @@
 //! Module 3 (MSG) and 4/1: p2p messages, acks, unread, time, P2P commands (B-MSG, B-UNR, B-CMD).
 
+use std::sync::Arc;
+
 use super::outlet::{submit_read, submit_write, WriteKind};
 use super::{Ctx, Effect, MsgConn, Step};
-use crate::proto::frame::{Header, HEADER_LEN};
+use crate::net::Shared;
+use crate::proto::frame::Header;
 use crate::proto::msg::{
     MsgData, MsgDataAck, MsgReadAck, TimeResponse, UnreadCount, UnreadCountResponse, UnreadMsg,
     UnreadMsgRequest, UnreadMsgResponse,
@@ -42,26 +45,46 @@ fn payload_ok(cx: &Ctx<'_>, msg_type: u8, len: usize) -> bool {
     }
 }
 
-/// The 3/1 as recipients get it (from = the session user, reserved 0), with `create_time` left
-/// 0 to be patched after commit at the returned byte offset. Encoded once, shared by all.
-pub(crate) fn encode_delivery(m: &MsgData<'_>, from: u32, to: u32) -> (Vec<u8>, usize) {
-    let bytes = Pdu::MsgData(MsgData {
-        seq_no: m.seq_no,
-        from_id: Id::Num(from),
-        to_id: Id::Num(to),
-        create_time: 0,
-        msg_type: m.msg_type,
-        msg_data: m.msg_data,
-        attach: m.attach,
-    })
-    .to_frame(0);
-    let at = create_time_offset(from.to_string().as_bytes(), to.to_string().as_bytes());
-    (bytes, at)
+/// A 3/1 as its recipients get it, encoded only once its message has committed, with the
+/// stored `create_time` (B-MSG-2 step 5, B-GRP-8): `seq_no`, type, payload and `attach` as the
+/// sender sent them, `from` = the session user, `to` = the recipient user or group, reserved 0.
+/// The payload is the storage job's own buffer, shared, not copied.
+pub struct Delivery {
+    pub seq_no: u32,
+    pub from: u32,
+    pub to: u32,
+    pub msg_type: u8,
+    pub payload: Arc<[u8]>,
+    pub attach: Box<[u8]>,
 }
 
-/// Byte offset of `create_time` in an encoded 3/1 with these id strings.
-fn create_time_offset(from: &[u8], to: &[u8]) -> usize {
-    HEADER_LEN + 4 + 4 + from.len() + 4 + to.len()
+impl Delivery {
+    /// The 3/1 of a client's message (`attach` is relayed, never stored, B-MSG-8).
+    pub fn of(m: &MsgData<'_>, from: u32, to: u32, payload: Arc<[u8]>) -> Delivery {
+        Delivery {
+            seq_no: m.seq_no,
+            from,
+            to,
+            msg_type: m.msg_type,
+            payload,
+            attach: m.attach.into(),
+        }
+    }
+
+    /// Encoded once, after commit, for every recipient session.
+    pub fn encode(&self, create_time: u32) -> Shared {
+        Pdu::MsgData(MsgData {
+            seq_no: self.seq_no,
+            from_id: Id::Num(self.from),
+            to_id: Id::Num(self.to),
+            create_time,
+            msg_type: self.msg_type,
+            msg_data: &self.payload,
+            attach: &self.attach,
+        })
+        .to_frame(0)
+        .into()
+    }
 }
 
 /// 3/1 from a client: checks (B-MSG-1), then one write; ack and deliveries after commit (B-MSG-2).
@@ -93,26 +116,22 @@ pub fn msg_data(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>) -
         bump(&st.counters.msg_rejected);
         return Step::Now(Vec::new());
     };
-    // P-21: the ack echoes the request's from_id bytes; ids are canonical here, so the
-    // delivery built from numbers has the same layout as the request.
+    // P-21: the ack echoes the request's from_id bytes.
     let ack = Pdu::MsgDataAck(MsgDataAck {
         seq_no: m.seq_no,
         from_id: m.from_id,
     })
     .to_frame(cx.reserved);
-    let (delivery, time_at) = encode_delivery(m, me, to);
+    let payload: Arc<[u8]> = m.msg_data.into();
     let kind = WriteKind::P2p {
         ack,
-        delivery,
-        time_at,
-        from: me,
-        to,
+        delivery: Delivery::of(m, me, to, Arc::clone(&payload)),
     };
     let op = WriteOp::StoreP2p {
         from: me,
         to,
         msg_type: m.msg_type,
-        data: m.msg_data.to_vec(),
+        data: payload,
     };
     submit_write(cx, mc, op, kind)
 }
@@ -142,18 +161,16 @@ fn group_msg(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>, me: 
         from_id: m.from_id,
     })
     .to_frame(cx.reserved);
-    let (delivery, time_at) = encode_delivery(m, me, group);
+    let payload: Arc<[u8]> = m.msg_data.into();
     let kind = WriteKind::GroupMsg {
         ack,
-        delivery,
-        time_at,
-        group,
+        delivery: Delivery::of(m, me, group, Arc::clone(&payload)),
     };
     let op = WriteOp::StoreGroupMsg {
         group,
         from: me,
         msg_type: m.msg_type,
-        data: m.msg_data.to_vec(),
+        data: payload,
         family,
     };
     submit_write(cx, mc, op, kind)
@@ -175,7 +192,7 @@ pub fn p2p_cmd(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, c: &P2PCmd<'_>) -> 
         bump(&st.counters.cmd_rejected);
         return Step::Now(Vec::new());
     };
-    let bytes: crate::net::Shared = Pdu::P2PCmd(P2PCmd {
+    let bytes: Shared = Pdu::P2PCmd(P2PCmd {
         seq_no: c.seq_no,
         from_id: Id::Num(me),
         to_id: Id::Num(to),

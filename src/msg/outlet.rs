@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::TrySendError;
 use rusqlite::Connection;
 
+use super::chat::Delivery;
 use super::group::{change_rsp, create_rsp};
 use super::groups::GroupCache;
 use super::presence::Presence;
@@ -19,22 +20,12 @@ use crate::store::StoreError;
 
 /// What the worker needs to answer a write once it committed.
 pub enum WriteKind {
-    /// 3/1: the sender's ack, and the delivery with `create_time` still to be filled in at
-    /// byte offset `time_at` (encoded once on the worker, patched here, shared by every session).
-    P2p {
-        ack: Vec<u8>,
-        delivery: Vec<u8>,
-        time_at: usize,
-        from: u32,
-        to: u32,
-    },
-    /// Group 3/1 (B-GRP-8): like `P2p`; the delivery goes to the group's members after commit.
-    GroupMsg {
-        ack: Vec<u8>,
-        delivery: Vec<u8>,
-        time_at: usize,
-        group: u32,
-    },
+    /// 3/1: the sender's ack, and the delivery, encoded here after commit with the stored
+    /// time, once for every session.
+    P2p { ack: Vec<u8>, delivery: Delivery },
+    /// Group 3/1 (B-GRP-8): like `P2p`; the delivery (`to` = the group) goes to the group's
+    /// members after commit.
+    GroupMsg { ack: Vec<u8>, delivery: Delivery },
     /// 5/12 (B-GRP-3): the requested name and the request's `reserved`.
     CreateGroup { name: Vec<u8>, reserved: u16 },
     /// 5/14 (B-GRP-5): the request's `group_id` bytes, `change_type` and list as sent (failure
@@ -71,18 +62,11 @@ impl WriteKind {
     }
 }
 
-/// The 3/1 of an admin message, `create_time` to be patched at byte `time_at`.
+/// The 3/1 of an admin message (B-ADM-7): to every session of the recipient and of the sender,
+/// or, with `to_group`, to every session of every member of group `delivery.to`.
 pub struct AdminDelivery {
-    pub bytes: Vec<u8>,
-    pub time_at: usize,
-    pub to: AdminTarget,
-}
-
-pub enum AdminTarget {
-    /// Every session of the recipient and of the sender.
-    User { to: u32, from: u32 },
-    /// Every session of every member.
-    Group(u32),
+    pub delivery: Delivery,
+    pub to_group: bool,
 }
 
 /// How a committed admin write changes the group cache. Applied by the outlet right after the
@@ -194,27 +178,21 @@ impl WorkerOutlet {
         result: Result<WriteOut, StoreError>,
     ) -> ControlFlow<Vec<Effect>, (WriteKind, Result<WriteOut, StoreError>)> {
         match (kind, result) {
-            (
-                WriteKind::GroupMsg {
-                    ack,
-                    mut delivery,
-                    time_at,
-                    group,
-                },
-                Ok(WriteOut::Stored { create_time, .. }),
-            ) => {
+            (WriteKind::GroupMsg { ack, delivery }, Ok(WriteOut::Stored { create_time, .. })) => {
                 bump(&self.counters.msgs_group);
-                if let Some(t) = delivery.get_mut(time_at..time_at + 4) {
-                    t.copy_from_slice(&create_time.to_be_bytes());
-                }
                 // The members after this commit (B-GRP-8, B-GRP-19); one buffer for all, sent
                 // now so every member session gets the group's messages in commit order.
-                if let Some(g) = self.groups.live(group) {
-                    self.fanout(Arc::clone(&g.members), delivery.into(), Some(conn));
+                if let Some(g) = self.groups.live(delivery.to) {
+                    self.fanout(
+                        Arc::clone(&g.members),
+                        delivery.encode(create_time),
+                        Some(conn),
+                    );
                 }
                 ControlFlow::Break(vec![Effect::Reply(ack)])
             }
-            (WriteKind::GroupMsg { group, .. }, Err(StoreError::Invalid(e))) => {
+            (WriteKind::GroupMsg { delivery, .. }, Err(StoreError::Invalid(e))) => {
+                let group = delivery.to;
                 // The sender left (or was removed, or the group deleted) after the check but
                 // before the commit: a rejected message (B-GRP-7, B-GRP-19), not a storage fault.
                 bump(&self.counters.msg_rejected);
@@ -372,27 +350,11 @@ impl Outlet for WorkerOutlet {
             ControlFlow::Continue(pair) => pair,
         };
         let done = match (kind, result) {
-            (
-                WriteKind::P2p {
-                    ack,
-                    mut delivery,
-                    time_at,
-                    from,
-                    to,
-                },
-                Ok(WriteOut::Stored { create_time, .. }),
-            ) => {
+            (WriteKind::P2p { ack, delivery }, Ok(WriteOut::Stored { create_time, .. })) => {
                 bump(&self.counters.msgs_p2p);
-                if let Some(t) = delivery.get_mut(time_at..time_at + 4) {
-                    t.copy_from_slice(&create_time.to_be_bytes());
-                }
                 // Delivered now, in commit order (B-MSG-4, B-GEN-1); the ack follows through
                 // the sender's worker, behind its earlier requests.
-                let bytes: Shared = delivery.into();
-                self.push_user(to, &bytes, Some(tag.conn));
-                if from != to {
-                    self.push_user(from, &bytes, Some(tag.conn));
-                }
+                self.deliver_p2p(&delivery, create_time, Some(tag.conn));
                 vec![Effect::Reply(ack)]
             }
             (WriteKind::Plain { ok, .. }, Ok(_)) => vec![Effect::Reply(ok)],
@@ -438,26 +400,25 @@ impl Outlet for WorkerOutlet {
 }
 
 impl WorkerOutlet {
-    fn admin_deliver(&mut self, d: AdminDelivery, create_time: u32) {
-        let mut bytes = d.bytes;
-        if let Some(t) = bytes.get_mut(d.time_at..d.time_at + 4) {
-            t.copy_from_slice(&create_time.to_be_bytes());
+    /// A committed p2p message to every session of its recipient and of its sender, except
+    /// `skip` (the sending connection).
+    fn deliver_p2p(&mut self, d: &Delivery, create_time: u32, skip: Option<ConnId>) {
+        let bytes = d.encode(create_time);
+        self.push_user(d.to, &bytes, skip);
+        if d.from != d.to {
+            self.push_user(d.from, &bytes, skip);
         }
-        let bytes: Shared = bytes.into();
-        match d.to {
-            AdminTarget::User { to, from } => {
-                bump(&self.counters.msgs_p2p);
-                self.push_user(to, &bytes, None);
-                if from != to {
-                    self.push_user(from, &bytes, None);
-                }
+    }
+
+    fn admin_deliver(&mut self, d: AdminDelivery, create_time: u32) {
+        if d.to_group {
+            bump(&self.counters.msgs_group);
+            if let Some(e) = self.groups.live(d.delivery.to) {
+                self.fanout(Arc::clone(&e.members), d.delivery.encode(create_time), None);
             }
-            AdminTarget::Group(g) => {
-                bump(&self.counters.msgs_group);
-                if let Some(e) = self.groups.live(g) {
-                    self.fanout(Arc::clone(&e.members), bytes, None);
-                }
-            }
+        } else {
+            bump(&self.counters.msgs_p2p);
+            self.deliver_p2p(&d.delivery, create_time, None);
         }
     }
 

@@ -672,3 +672,23 @@ fn split_lists_fill_frames_exactly_to_max_out_pdu_size() {
     let frames = encode_split(&k.st, &[], 5, build);
     assert_eq!(frames, vec![build(Vec::new()).to_frame(5)]);
 }
+
+#[test]
+fn delivery_is_encoded_with_the_stored_time() {
+    // protocol.md §10 `msg_data_s2c`: the 3/1 of `msg_data_c2s` as delivered.
+    let c2s = crate::proto::testutil::hex(
+        "00 00 00 31 00 03 00 01 00 01 00 07 | 00 00 00 07 | 00 00 00 05 31 30 30 33 35
+         | 00 00 00 05 31 30 30 33 36 | 00 00 00 00 | 01 | 00 00 00 02 68 69 | 00 00 00 00",
+    );
+    let s2c = crate::proto::testutil::hex(
+        "00 00 00 31 00 03 00 01 00 01 00 00 | 00 00 00 07 | 00 00 00 05 31 30 30 33 35
+         | 00 00 00 05 31 30 30 33 36 | 65 53 F1 00 | 01 | 00 00 00 02 68 69 | 00 00 00 00",
+    );
+    let Some(Pdu::MsgData(m)) =
+        Pdu::decode(crate::proto::Dir::ToServer, 3, 1, &c2s[12..]).unwrap()
+    else {
+        panic!()
+    };
+    let d = chat::Delivery::of(&m, 10035, 10036, m.msg_data.into());
+    assert_eq!(&d.encode(1_700_000_000)[..], &s2c[..]);
+}

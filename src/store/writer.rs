@@ -15,6 +15,7 @@
 //! of the batch gets the error: nothing of it was stored.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
@@ -33,7 +34,8 @@ pub enum WriteOp {
         from: u32,
         to: u32,
         msg_type: u8,
-        data: Vec<u8>,
+        /// Shared with the delivery that is encoded after commit (no copy per use).
+        data: Arc<[u8]>,
     },
     /// B-UNR-4 (3/3).
     MarkRead {
@@ -68,7 +70,7 @@ pub enum WriteOp {
         group: u32,
         from: u32,
         msg_type: u8,
-        data: Vec<u8>,
+        data: Arc<[u8]>,
         family: Family,
     },
     /// B-ADM-7 (`POST /v1/messages` to a group) -> `Stored`: like `StoreGroupMsg` without the
@@ -77,7 +79,7 @@ pub enum WriteOp {
         group: u32,
         from: u32,
         msg_type: u8,
-        data: Vec<u8>,
+        data: Arc<[u8]>,
     },
     /// B-GRP-13 (5/11) -> `Done` (also for a non-member: no-op).
     GroupReadAck {
@@ -599,7 +601,7 @@ mod tests {
             from,
             to,
             msg_type: 1,
-            data: data.to_vec(),
+            data: data.into(),
         }
     }
 
@@ -833,7 +835,7 @@ mod tests {
             group,
             from,
             msg_type: 0x11,
-            data: data.to_vec(),
+            data: data.into(),
             family,
         }
     }
@@ -911,7 +913,7 @@ mod tests {
                 group: 2,
                 from: 5,
                 msg_type: 0x11,
-                data: b"notice".to_vec(),
+                data: b"notice".as_slice().into(),
             },
             WriteOp::HideRecent { owner: 1, peer: 2 },
             p2p(3, 1, b"d"),
@@ -1047,7 +1049,7 @@ mod tests {
                 group: 9,
                 from: 1,
                 msg_type: 0x11,
-                data: b"no group".to_vec(),
+                data: b"no group".as_slice().into(),
             },
         ];
         let (replies, flushes) = run_ops(conn, ops, 64);

@@ -10,12 +10,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::password;
-use crate::msg::chat::{encode_delivery, GROUP_TEXT, P2P_TEXT};
+use crate::msg::chat::{Delivery, GROUP_TEXT, P2P_TEXT};
 use crate::msg::directory::Directory;
-use crate::msg::outlet::{AdminCache, AdminDelivery, AdminTarget, WriteKind, WriteTag};
+use crate::msg::outlet::{AdminCache, AdminDelivery, WriteKind, WriteTag};
 use crate::net::{ConnId, Shared, WorkerMsg};
 use crate::proto::group::{NormalGroupCreatedNotify, NormalGroupMembersChangedNotify};
-use crate::proto::msg::MsgData;
 use crate::proto::{Id, Pdu};
 use crate::state::State;
 use crate::store::departs::{self, Depart};
@@ -763,6 +762,7 @@ impl Api {
         if self.st.directory.read().active(b.from).is_none() {
             return Err(bad(format!("from {} is not an active user", b.from)));
         }
+        let payload: Arc<[u8]> = b.text.as_bytes().into();
         let (op, to, msg_type) = match (b.to_user, b.to_group) {
             (Some(to), None) => {
                 if self.st.directory.read().active(to).is_none() {
@@ -772,7 +772,7 @@ impl Api {
                     from: b.from,
                     to,
                     msg_type: P2P_TEXT,
-                    data: b.text.clone().into_bytes(),
+                    data: Arc::clone(&payload),
                 };
                 (op, to, P2P_TEXT)
             }
@@ -784,36 +784,24 @@ impl Api {
                     group: g,
                     from: b.from,
                     msg_type: GROUP_TEXT,
-                    data: b.text.clone().into_bytes(),
+                    data: Arc::clone(&payload),
                 };
                 (op, g, GROUP_TEXT)
             }
             _ => return Err(bad("exactly one of to_user and to_group is required")),
         };
-        // B-ADM-7: after commit the 3/1 (seq_no 0, reserved 0), no 3/2; the outlet sends it in
-        // commit order with client messages.
-        let (bytes, time_at) = encode_delivery(
-            &MsgData {
-                seq_no: 0,
-                from_id: Id::Num(b.from),
-                to_id: Id::Num(to),
-                create_time: 0,
-                msg_type,
-                msg_data: b.text.as_bytes(),
-                attach: b"",
-            },
-            b.from,
-            to,
-        );
-        let target = if msg_type == P2P_TEXT {
-            AdminTarget::User { to, from: b.from }
-        } else {
-            AdminTarget::Group(to)
-        };
+        // B-ADM-7: after commit the 3/1 (seq_no 0, reserved 0), no 3/2; the outlet encodes and
+        // sends it in commit order with client messages.
         let deliver = AdminDelivery {
-            bytes,
-            time_at,
-            to: target,
+            delivery: Delivery {
+                seq_no: 0,
+                from: b.from,
+                to,
+                msg_type,
+                payload,
+                attach: Box::default(),
+            },
+            to_group: msg_type == GROUP_TEXT,
         };
         let WriteOut::Stored {
             msg_id,
