@@ -84,6 +84,20 @@ pub enum AdminCache {
     Delete,
 }
 
+impl AdminCache {
+    /// What `op` does to the group cache once committed. Derived from the write itself, so no
+    /// membership change of the admin API can leave the cache (and with it every worker's
+    /// group deliveries and sender checks) behind the database.
+    pub fn of(op: &WriteOp) -> AdminCache {
+        match op {
+            WriteOp::CreateNormalGroup { .. } => AdminCache::CreateNormal,
+            WriteOp::SetNormalMembers { .. } => AdminCache::SetMembers,
+            WriteOp::DeleteNormalGroup { .. } => AdminCache::Delete,
+            _ => AdminCache::Nothing,
+        }
+    }
+}
+
 pub struct WriteTag {
     pub conn: ConnId,
     pub seq: u64,

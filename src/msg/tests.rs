@@ -684,8 +684,7 @@ fn delivery_is_encoded_with_the_stored_time() {
         "00 00 00 31 00 03 00 01 00 01 00 00 | 00 00 00 07 | 00 00 00 05 31 30 30 33 35
          | 00 00 00 05 31 30 30 33 36 | 65 53 F1 00 | 01 | 00 00 00 02 68 69 | 00 00 00 00",
     );
-    let Some(Pdu::MsgData(m)) =
-        Pdu::decode(crate::proto::Dir::ToServer, 3, 1, &c2s[12..]).unwrap()
+    let Some(Pdu::MsgData(m)) = Pdu::decode(crate::proto::Dir::ToServer, 3, 1, &c2s[12..]).unwrap()
     else {
         panic!()
     };

@@ -2,6 +2,8 @@
 //! server, users created with `ttserver admin` before start.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,9 @@ pub const PC: u32 = 0x01;
 pub const MAC: u32 = 0x02;
 pub const IOS: u32 = 0x11;
 pub const ANDROID: u32 = 0x12;
+
+/// `AdminToken` of every test server.
+pub const ADMIN_TOKEN: &str = "test-token";
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -42,7 +47,7 @@ fn base_conf(dir: &Path, extra: &str) -> String {
         ("FileListen", "127.0.0.1:0".to_string()),
         ("MsfsListen", "127.0.0.1:0".to_string()),
         ("AdminListen", "127.0.0.1:0".to_string()),
-        ("AdminToken", "test-token".to_string()),
+        ("AdminToken", ADMIN_TOKEN.to_string()),
         ("DataDir", dir.join("data").display().to_string()),
         ("PasswordHashCost", "low".to_string()),
         ("Workers", "2".to_string()),
@@ -199,6 +204,11 @@ impl Server {
 
     pub fn admin(&self, args: &[&str]) -> String {
         admin(&self.conf, args)
+    }
+
+    /// A connection to the HTTP admin API with the test token.
+    pub fn http(&self) -> http::Http {
+        http::Http::connect(self.admin, ADMIN_TOKEN)
     }
 }
 

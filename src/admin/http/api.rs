@@ -254,21 +254,18 @@ impl Api {
 
     /// Submits a write to the single writer and waits for its commit (B-ADM-4).
     fn write(&self, op: WriteOp) -> Result<WriteOut, ApiError> {
-        self.write_cached(op, AdminCache::Nothing)
-    }
-
-    /// Like `write`; the outlet applies `cache` to the group cache right after the commit.
-    fn write_cached(&self, op: WriteOp, cache: AdminCache) -> Result<WriteOut, ApiError> {
-        self.write_with(op, cache, None)
+        self.write_with(op, None)
     }
 
     /// Like `write`; `deliver` is sent by the outlet right after the commit (commit order).
+    /// A membership change updates the group cache there too, before any later write's effects
+    /// ([`AdminCache::of`]).
     fn write_with(
         &self,
         op: WriteOp,
-        cache: AdminCache,
         deliver: Option<AdminDelivery>,
     ) -> Result<WriteOut, ApiError> {
+        let cache = AdminCache::of(&op);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let tag = WriteTag {
             conn: ConnId {
@@ -346,10 +343,15 @@ impl Api {
             .active_users()
             .map(|u| u.id)
             .collect();
-        let sessions: usize = ids
-            .iter()
-            .map(|id| self.st.presence.sessions(*id).len())
-            .sum();
+        // Sessions per msg worker: shows how the kernel spread them (SO_REUSEPORT).
+        let mut per_worker = vec![0u64; self.st.workers().all().len()];
+        let mut sessions = 0usize;
+        for s in ids.iter().flat_map(|id| self.st.presence.sessions(*id)) {
+            sessions += 1;
+            if let Some(n) = per_worker.get_mut(usize::from(s.conn.worker)) {
+                *n += 1;
+            }
+        }
         Response::json(
             200,
             &json!({
@@ -359,6 +361,7 @@ impl Api {
                     "file": 0,
                 },
                 "sessions": sessions,
+                "worker_sessions": per_worker,
                 "online_users": self.st.presence.online_users(),
                 "counters": counters,
             }),
@@ -653,9 +656,7 @@ impl Api {
             avatar: avatar.clone().into_bytes(),
             members,
         };
-        let WriteOut::GroupCreated { group_id, members } =
-            self.write_cached(op, AdminCache::CreateNormal)?
-        else {
+        let WriteOut::GroupCreated { group_id, members } = self.write(op)? else {
             return Err(internal("unexpected write result"));
         };
         // B-GRP-17: after commit, 5/18 to every session of every member.
@@ -737,7 +738,7 @@ impl Api {
         let id = parse_id(id)?;
         self.load_normal(id)?;
         let WriteOut::GroupChange { members_before, .. } =
-            self.write_cached(WriteOp::DeleteNormalGroup { group: id }, AdminCache::Delete)?
+            self.write(WriteOp::DeleteNormalGroup { group: id })?
         else {
             return Err(internal("unexpected write result"));
         };
@@ -806,7 +807,7 @@ impl Api {
         let WriteOut::Stored {
             msg_id,
             create_time,
-        } = self.write_with(op, AdminCache::Nothing, Some(deliver))?
+        } = self.write_with(op, Some(deliver))?
         else {
             return Err(internal("unexpected write result"));
         };
