@@ -493,3 +493,206 @@ fn messages_deliver_and_stay_unread() {
     assert!(s["connections"]["msg"].as_u64().unwrap() >= 3);
     assert!(s["connections"]["login"].is_u64());
 }
+
+/// Names and titles with control characters are refused with 400 and never stored.
+#[test]
+fn control_characters_in_names_are_refused() {
+    let (srv, ids) = Server::start(&[("alice", "a")]);
+    let alice = ids[0];
+    let mut h = Http::connect(srv.admin);
+
+    // NUL in a new user's name: 400, and no user of that name exists afterwards.
+    let (st, v) = h.req(
+        "POST",
+        "/v1/users",
+        Some(json!({"name": "eve\u{0}", "password": "x"})),
+    );
+    assert_eq!((st, v["error"].as_str()), (400, Some("bad_request")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("control"), "{v}");
+    let (st, v) = h.req("GET", "/v1/users?name=eve%00", None);
+    assert_eq!((st, v), (200, json!([])));
+    for name in ["a\nb", "a\tb", "\u{7f}x", "x\u{85}", "\r"] {
+        let (st, v) = h.req(
+            "POST",
+            "/v1/users",
+            Some(json!({"name": name, "password": "x"})),
+        );
+        assert_eq!(st, 400, "{name:?}: {v}");
+    }
+
+    // PATCH of name and nick: 400 and the user is unchanged.
+    for body in [
+        json!({"name": "al\u{0}ice"}),
+        json!({"name": "al\nice"}),
+        json!({"nick": "Al\tice"}),
+        json!({"nick": "\u{0}"}),
+    ] {
+        let (st, v) = h.req("PATCH", &format!("/v1/users/{alice}"), Some(body.clone()));
+        assert_eq!(st, 400, "{body}: {v}");
+    }
+    let (st, u) = h.req("GET", &format!("/v1/users/{alice}"), None);
+    assert_eq!((st, u["name"].as_str()), (200, Some("alice")));
+    assert_eq!(u["nick"], "alice");
+    let (st, v) = h.req(
+        "POST",
+        "/v1/users",
+        Some(json!({"name": "eve", "password": "x", "nick": "E\nve"})),
+    );
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = h.req("GET", "/v1/users?name=eve", None);
+    assert_eq!((st, v), (200, json!([])));
+
+    // Department titles and group names.
+    let (st, _) = h.req("POST", "/v1/departments", Some(json!({"title": "R\u{0}D"})));
+    assert_eq!(st, 400);
+    let (st, d) = h.req("POST", "/v1/departments", Some(json!({"title": "HQ"})));
+    assert_eq!(st, 201);
+    let (st, _) = h.req(
+        "PATCH",
+        &format!("/v1/departments/{}", d["id"]),
+        Some(json!({"title": "H\nQ"})),
+    );
+    assert_eq!(st, 400);
+    let (st, list) = h.req("GET", "/v1/departments", None);
+    assert_eq!(st, 200);
+    let titles: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["HQ"]);
+    let (st, _) = h.req(
+        "POST",
+        "/v1/groups",
+        Some(json!({"name": "o\u{0}ps", "members": [alice]})),
+    );
+    assert_eq!(st, 400);
+    let (st, g) = h.req(
+        "POST",
+        "/v1/groups",
+        Some(json!({"name": "ops", "members": [alice]})),
+    );
+    assert_eq!(st, 201);
+    let (st, _) = h.req(
+        "PATCH",
+        &format!("/v1/groups/{}", g["id"]),
+        Some(json!({"name": "o\tps"})),
+    );
+    assert_eq!(st, 400);
+    let (st, g) = h.req("GET", &format!("/v1/groups/{}", g["id"]), None);
+    assert_eq!((st, g["name"].as_str()), (200, Some("ops")));
+
+    // Printable non-ASCII is fine.
+    let (st, v) = h.req(
+        "POST",
+        "/v1/users",
+        Some(json!({"name": "zoë", "password": "x", "nick": "Zoë 王"})),
+    );
+    assert_eq!((st, v["nick"].as_str()), (201, Some("Zoë 王")), "{v}");
+}
+
+/// Ids in paths are canonical decimal (P-19): anything else is 400, a canonical id that names
+/// nothing is 404.
+#[test]
+fn path_ids_must_be_canonical() {
+    let (srv, ids) = Server::start(&[("alice", "a")]);
+    let alice = ids[0];
+    assert_eq!(alice, 1, "the first user gets id 1");
+    let mut h = Http::connect(srv.admin);
+    let (st, g) = h.req(
+        "POST",
+        "/v1/groups",
+        Some(json!({"name": "ops", "members": [alice]})),
+    );
+    assert_eq!(st, 201);
+    let gid = g["id"].as_u64().unwrap();
+    let (st, d) = h.req("POST", "/v1/departments", Some(json!({"title": "HQ"})));
+    assert_eq!(st, 201);
+    let did = d["id"].as_u64().unwrap();
+
+    let bad = [
+        "+1".to_string(),
+        "01".to_string(),
+        "0".to_string(),
+        "00".to_string(),
+        "-1".to_string(),
+        "4294967296".to_string(),
+        "99999999999".to_string(),
+        "%31".to_string(),
+        "1a".to_string(),
+        "1%20".to_string(),
+        format!("0{gid}"),
+        format!("+{did}"),
+    ];
+    for id in &bad {
+        for (method, path, body) in [
+            ("GET", format!("/v1/users/{id}"), None),
+            (
+                "PATCH",
+                format!("/v1/users/{id}"),
+                Some(json!({"nick": "x"})),
+            ),
+            (
+                "PATCH",
+                format!("/v1/departments/{id}"),
+                Some(json!({"title": "x"})),
+            ),
+            ("GET", format!("/v1/groups/{id}"), None),
+            (
+                "PATCH",
+                format!("/v1/groups/{id}"),
+                Some(json!({"name": "x"})),
+            ),
+            (
+                "PUT",
+                format!("/v1/groups/{id}/members"),
+                Some(json!({"members": [alice]})),
+            ),
+            ("DELETE", format!("/v1/groups/{id}"), None),
+        ] {
+            let (st, v) = h.req(method, &path, body);
+            assert_eq!(
+                (st, v["error"].as_str()),
+                (400, Some("bad_request")),
+                "{method} {path}: {v}"
+            );
+        }
+    }
+    // Nothing changed through a non-canonical alias.
+    let (st, u) = h.req("GET", "/v1/users/1", None);
+    assert_eq!((st, u["nick"].as_str()), (200, Some("alice")));
+    let (st, g) = h.req("GET", &format!("/v1/groups/{gid}"), None);
+    assert_eq!((st, g["name"].as_str()), (200, Some("ops")));
+
+    // Canonical but absent: 404; the largest canonical id is still an id.
+    for path in [
+        "/v1/users/4294967295",
+        "/v1/users/2",
+        "/v1/groups/4294967295",
+    ] {
+        let (st, v) = h.req("GET", path, None);
+        assert_eq!(
+            (st, v["error"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
+    }
+    let (st, _) = h.req(
+        "PATCH",
+        "/v1/departments/4294967295",
+        Some(json!({"title": "x"})),
+    );
+    assert_eq!(st, 404);
+    // Canonical ids work.
+    let (st, u) = h.req("PATCH", "/v1/users/1", Some(json!({"nick": "Al"})));
+    assert_eq!((st, u["nick"].as_str()), (200, Some("Al")), "{u}");
+    let (st, _) = h.req(
+        "PATCH",
+        &format!("/v1/departments/{did}"),
+        Some(json!({"title": "Head office"})),
+    );
+    assert_eq!(st, 200);
+    let (st, _) = h.req("DELETE", &format!("/v1/groups/{gid}"), None);
+    assert_eq!(st, 204);
+}
