@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use ttserver::client::Client;
 use ttserver::proto::Pdu;
 
-const TOKEN: &str = "test-token";
+const TOKEN: &str = ADMIN_TOKEN;
 
 /// One keep-alive HTTP connection.
 struct Http {
@@ -127,10 +127,17 @@ fn health_auth_and_errors() {
     assert_eq!(st, 401);
     assert_eq!(v["error"], "unauthorized");
     assert!(v["message"].is_string());
-    let (st, _) = h.req_with("POST", "/v1/users", Some("test-tokeN"), &body);
-    assert_eq!(st, 401);
-    let (st, _) = h.req_with("GET", "/v1/health", Some("test-token-longer"), "");
-    assert_eq!(st, 401);
+    let wrong = [
+        TOKEN.to_uppercase(),
+        format!("{TOKEN}x"),
+        TOKEN.chars().skip(1).collect::<String>(),
+    ];
+    for t in &wrong {
+        let (st, _) = h.req_with("POST", "/v1/users", Some(t), &body);
+        assert_eq!(st, 401, "{t}");
+        let (st, _) = h.req_with("GET", "/v1/health", Some(t), "");
+        assert_eq!(st, 401, "{t}");
+    }
     let (st, v) = h.req("GET", "/v1/users?name=mallory", None);
     assert_eq!((st, v), (200, json!([])));
 
@@ -695,4 +702,72 @@ fn path_ids_must_be_canonical() {
     assert_eq!(st, 200);
     let (st, _) = h.req("DELETE", &format!("/v1/groups/{gid}"), None);
     assert_eq!(st, 204);
+}
+
+/// Without `AdminToken` in the conf, `ttserver run` creates `DataDir/admin.token` (mode 0600, a
+/// random token) and reuses it on the next start; a bad token file stops the start.
+#[test]
+fn token_file_in_data_dir() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (mut srv, _) = Server::start_with("# AdminToken=", &[("alice", "a")]);
+    let path = srv.data_dir().join("admin.token");
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let token = text.trim().to_string();
+    assert_eq!(token.len(), 32, "{text:?}");
+    assert!(token
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+
+    let mut h = Http::connect(srv.admin);
+    let (st, v) = h.req_with("GET", "/v1/health", Some(&token), "");
+    assert_eq!((st, v["status"].as_str()), (200, Some("ok")));
+    for wrong in [TOKEN, "0123456789abcdef0123456789abcdef", &token[..31]] {
+        let (st, v) = h.req_with("GET", "/v1/users?name=alice", Some(wrong), "");
+        assert_eq!((st, v["error"].as_str()), (401, Some("unauthorized")));
+    }
+    let (st, _) = h.req_with("GET", "/v1/health", None, "");
+    assert_eq!(st, 401);
+
+    // The next start reads the same file: the token is unchanged.
+    assert!(srv.terminate());
+    srv.spawn();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    let mut h = Http::connect(srv.admin);
+    let (st, v) = h.req_with("GET", "/v1/users?name=alice", Some(&token), "");
+    assert_eq!((st, v[0]["name"].as_str()), (200, Some("alice")));
+    assert!(srv.terminate());
+
+    // A token file that breaks the rules stops the start, naming the file.
+    for bad in [
+        "short\n",
+        "",
+        "demo-admin-token-change-me\n",
+        "with space inside 0123\n",
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let err = srv.run_refused();
+        assert!(err.contains(&path.display().to_string()), "{bad:?}: {err}");
+        assert!(err.contains("AdminToken"), "{bad:?}: {err}");
+    }
+}
+
+/// A short, empty or shipped-demo `AdminToken` in the conf stops `ttserver run`, naming the
+/// file, the line and the key.
+#[test]
+fn weak_admin_token_in_conf_refused() {
+    for (value, what) in [
+        ("x", "at least 16"),
+        ("0123456789abcde", "at least 16"),
+        ("", "empty"),
+        ("demo-admin-token-change-me", "example"),
+    ] {
+        let srv = Server::prepare(&format!("AdminToken={value}"));
+        let err = srv.run_refused();
+        let at = format!("{}:1: AdminToken: ", srv.conf.display());
+        assert!(err.contains(&at), "{value:?}: {err}");
+        assert!(err.contains(what), "{value:?}: {err}");
+    }
 }

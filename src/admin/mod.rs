@@ -27,6 +27,7 @@ mod check;
 mod departs;
 mod groups;
 pub mod http;
+pub mod token;
 mod users;
 
 /// Why an admin command failed; the message is meant for the operator's terminal.
