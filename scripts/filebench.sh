@@ -42,7 +42,7 @@ fi
 echo "$(nproc) cores; $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg); size $size bytes, $rounds rounds, chunk $chunk, window $window" >&2
 
 max_file=$(( size > 1073741824 ? size : 1073741824 ))
-tt_conf "$work/fb.conf" filebench "MaxFileSize=$max_file"
+tt_conf "$work/fb.conf" "MaxFileSize=$max_file"
 printf 'fb1,pw\nfb2,pw\n' > "$work/users.csv"
 "$bin" admin -c "$work/fb.conf" user import "$work/users.csv" >/dev/null 2>"$work/admin.log" ||
     { cat "$work/admin.log" >&2; exit 1; }

@@ -26,7 +26,7 @@ tt_build
 tt_workdir filestall
 
 max_file=$(( size > 1073741824 ? size : 1073741824 ))
-tt_conf "$work/fs.conf" filestall "MaxFileSize=$max_file"
+tt_conf "$work/fs.conf" "MaxFileSize=$max_file"
 printf 'fb1,pw\nfb2,pw\nsm1,pw\nsm2,pw\n' > "$work/users.csv"
 "$bin" admin -c "$work/fs.conf" user import "$work/users.csv" >/dev/null
 

@@ -27,14 +27,15 @@ tt_cleanup() {
     rm -rf "$work"
 }
 
-# tt_conf FILE TOKEN [KEY=VALUE...]: a conf with every listener on 127.0.0.1 port 0, DataDir
-# $work/data, PasswordHashCost=low, plus the extra lines given.
+# tt_conf FILE [KEY=VALUE...]: a conf with every listener on 127.0.0.1 port 0, DataDir
+# $work/data, PasswordHashCost=low, plus the extra lines given. No AdminToken: the server
+# generates one into $work/data/admin.token.
 tt_conf() {
-    local file=$1 token=$2
-    shift 2
+    local file=$1
+    shift
     {
         printf '%s\n' ClientListen=127.0.0.1:0 MsgListen=127.0.0.1:0 FileListen=127.0.0.1:0 \
-            MsfsListen=127.0.0.1:0 AdminListen=127.0.0.1:0 "AdminToken=$token" \
+            MsfsListen=127.0.0.1:0 AdminListen=127.0.0.1:0 \
             "DataDir=$work/data" PasswordHashCost=low
         for line in "$@"; do printf '%s\n' "$line"; done
     } > "$file"

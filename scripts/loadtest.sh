@@ -53,7 +53,7 @@ max_unread=$(( off_msgs > 100 ? off_msgs : 100 ))
 # MsgRateLimit: measure the server, not the per-connection rate limit (default 100 msg/s).
 # LoginFailLimit: failures never happen here; keep the throttle out of the way of 1,000s of
 # logins.
-tt_conf "$work/load.conf" loadtest DbSync=full MsgRateLimit=1000000 "MaxUnreadMsgs=$max_unread" \
+tt_conf "$work/load.conf" DbSync=full MsgRateLimit=1000000 "MaxUnreadMsgs=$max_unread" \
     PcIdleTimeout=600 MobileIdleTimeout=600 LoginFailLimit=100
 seq 1 "$users" | sed 's/.*/u&,pw/' > "$work/users.csv"
 "$bin" admin -c "$work/load.conf" user import "$work/users.csv" >/dev/null

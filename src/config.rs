@@ -20,7 +20,9 @@
 //!   durations are whole seconds; sizes are whole bytes; booleans are `true` or `false`;
 //!   lists are `;`-separated (empty items are skipped);
 //! - the optional string keys (`IpAddr2`, `MsfsBaseUrl`, `ClusterSecret`) may be given empty,
-//!   which means "unset", as in TeamTalk's own conf files.
+//!   which means "unset", as in TeamTalk's own conf files;
+//! - `AdminToken` is the exception: given, it must be a usable secret ([`check_admin_token`]);
+//!   not given, `ttserver run` keeps it in `DataDir/admin.token` ([`crate::admin::token`]).
 //!
 //! A relative `DataDir` is kept as written and therefore resolves against the process's current
 //! directory (not the conf file's directory), as TeamTalk operators expect.
@@ -103,6 +105,17 @@ pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
 pub const MAX_PDU_LIMIT: u32 = 64 << 20;
 /// Shortest accepted `ClusterSecret`, in bytes.
 pub const MIN_CLUSTER_SECRET_LEN: usize = 16;
+/// Shortest accepted admin token, in bytes (B-ADM-1).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+/// Longest accepted admin token: far below the admin API's 16 KiB request-head limit.
+pub const MAX_ADMIN_TOKEN_LEN: usize = 1024;
+/// The secrets the example confs in `conf/` ship (B-ADM-1): never accepted as an admin token,
+/// since anyone who has read the example knows them. A test checks that every `AdminToken` and
+/// `ClusterSecret` value in `conf/*.conf` is listed here.
+pub const SHIPPED_SECRETS: &[&str] = &[
+    "demo-admin-token-change-me",
+    "change-me-to-a-long-random-secret",
+];
 /// Size of a PDU header (protocol.md): the smallest possible PDU.
 const PDU_HEADER_LEN: u64 = 12;
 const PDU_LIMIT: u64 = MAX_PDU_LIMIT as u64;
@@ -133,7 +146,9 @@ pub struct Config {
     /// Without a trailing `/`. `None` = `http://<IpAddr1>:<msfs port>`; use
     /// [`Config::msfs_base_url_for`].
     pub msfs_base_url: Option<String>,
-    pub admin_token: String,
+    /// `None` when the conf file has no `AdminToken` line: `ttserver run` then reads (or
+    /// creates) `DataDir/admin.token` and sets it ([`crate::admin::token::resolve`]).
+    pub admin_token: Option<String>,
     pub data_dir: PathBuf,
     /// 0 = auto; use [`Config::workers`].
     pub workers: usize,
@@ -207,7 +222,7 @@ impl Default for Config {
             file_addr: vec!["127.0.0.1".to_string()],
             file_server: None,
             msfs_base_url: None,
-            admin_token: String::new(),
+            admin_token: None,
             data_dir: PathBuf::from("./data"),
             workers: 0,
             db_readers: 0,
@@ -484,8 +499,8 @@ impl Config {
     }
 
     /// Checks needed before `ttserver run` (not before admin commands, which only need
-    /// `DataDir`): `AdminToken` is set, and no two listeners share one address (port 0 =
-    /// ephemeral is exempt).
+    /// `DataDir`): no two listeners share one address (port 0 = ephemeral is exempt). A
+    /// missing `AdminToken` is no problem: it comes from `DataDir/admin.token`.
     pub fn validate_for_run(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         let mut problem = |key: &str, message: String| {
@@ -496,12 +511,6 @@ impl Config {
                 message,
             });
         };
-        if self.admin_token.is_empty() {
-            problem(
-                "AdminToken",
-                "must be set to run the server (it guards the admin HTTP API)".to_string(),
-            );
-        }
         if self.file_server.is_some() && self.cluster_secret.is_none() {
             problem(
                 "ClusterSecret",
@@ -532,6 +541,12 @@ impl Config {
         } else {
             Err(ConfigError { problems })
         }
+    }
+
+    /// Where `ttserver run` keeps the admin token when the conf has no `AdminToken`:
+    /// `DataDir/admin.token`.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join(crate::admin::token::FILE_NAME)
     }
 
     /// The SQLite database file: `DataDir/ttserver.db`.
@@ -604,7 +619,10 @@ impl Config {
                 }
             }
             "MsfsBaseUrl" => self.msfs_base_url = optional(v, base_url)?,
-            "AdminToken" => self.admin_token = token(v)?,
+            "AdminToken" => {
+                check_admin_token(v)?;
+                self.admin_token = Some(v.to_string());
+            }
             "DataDir" => {
                 if v.is_empty() {
                     return Err("missing value".to_string());
@@ -690,7 +708,7 @@ impl fmt::Debug for Config {
             .field("file_addr", &self.file_addr)
             .field("file_server", &self.file_server)
             .field("msfs_base_url", &self.msfs_base_url)
-            .field("admin_token", &redacted(&self.admin_token))
+            .field("admin_token", &self.admin_token.as_deref().map(redacted))
             .field("data_dir", &self.data_dir)
             .field("workers", &self.workers)
             .field("db_readers", &self.db_readers)
@@ -816,8 +834,38 @@ fn base_url(v: &str) -> Result<String, String> {
     }
 }
 
-/// `AdminToken`: printable ASCII without spaces (it travels in an HTTP header); may be empty
-/// here, `validate_for_run` requires it.
+/// The rules of an admin token (B-ADM-1), from the conf or from `DataDir/admin.token`: at least
+/// 16 and at most 1024 characters of printable ASCII without spaces (it travels in an HTTP
+/// header), and not a secret an example conf ships. `Err` is the message.
+pub fn check_admin_token(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Err(format!(
+            "empty: give at least {MIN_ADMIN_TOKEN_LEN} random characters, or no AdminToken \
+             line to keep the token in DataDir/admin.token"
+        ));
+    }
+    token(v)?;
+    if v.len() < MIN_ADMIN_TOKEN_LEN {
+        return Err(format!(
+            "too short: at least {MIN_ADMIN_TOKEN_LEN} characters"
+        ));
+    }
+    if v.len() > MAX_ADMIN_TOKEN_LEN {
+        return Err(format!(
+            "too long: at most {MAX_ADMIN_TOKEN_LEN} characters"
+        ));
+    }
+    if SHIPPED_SECRETS.contains(&v) {
+        return Err(
+            "is the value of an example conf, known to anyone: choose a random one \
+                    (or no AdminToken line to keep a generated one in DataDir/admin.token)"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// A secret that travels in a header: printable ASCII without spaces.
 fn token(v: &str) -> Result<String, String> {
     if !v.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("must be printable ASCII without spaces".to_string());
@@ -866,7 +914,9 @@ mod tests {
     fn demo_conf_gives_documented_values() {
         let c = Config::load(&conf_dir().join("ttserver.conf")).unwrap();
         let d = Config::default();
-        assert_eq!(c.admin_token, "demo-admin-token-change-me");
+        // No AdminToken: `ttserver run` keeps a generated one in DataDir/admin.token.
+        assert_eq!(c.admin_token, None);
+        assert_eq!(c.admin_token_path(), PathBuf::from("./data/admin.token"));
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.client_listen, "0.0.0.0:8008".parse().unwrap());
         assert_eq!(c.msg_listen, "0.0.0.0:8000".parse().unwrap());
@@ -877,10 +927,9 @@ mod tests {
         assert_eq!(c.max_pdu_size, 1_048_576);
         assert_eq!(c.login_timeout, Duration::from_secs(15));
         assert_eq!(c.db_path(), PathBuf::from("./data/ttserver.db"));
-        // Everything else is the default: compare the Debug output with the two overrides put back.
+        // Everything else is the default: compare the Debug output with the source put back.
         let c2 = Config {
             source: d.source.clone(),
-            admin_token: d.admin_token.clone(),
             ..c.clone()
         };
         assert_eq!(format!("{c2:?}"), format!("{d:?}"));
@@ -896,7 +945,7 @@ mod tests {
         no_secret.cluster_secret = None;
         assert!(no_secret.validate_for_file().is_err());
         // `run` with FileServer needs the secret too.
-        let mut run = Config::parse("AdminToken=x\nFileServer=127.0.0.1:8600", "t.conf").unwrap();
+        let mut run = Config::parse("FileServer=127.0.0.1:8600", "t.conf").unwrap();
         assert!(run.validate_for_run().is_err());
         run.cluster_secret = c.cluster_secret.clone();
         assert!(run.validate_for_run().is_ok());
@@ -956,13 +1005,10 @@ mod tests {
             ),
             format!("{:?}", Config::default())
         );
-        // An unset AdminToken fails the run check, naming the file and key.
-        let e = Config::parse("", "empty.conf")
-            .unwrap()
-            .validate_for_run()
-            .unwrap_err();
-        assert_eq!(e.to_string().lines().count(), 1);
-        assert!(e.to_string().starts_with("empty.conf: AdminToken: "));
+        // An unset AdminToken passes the run check: it comes from DataDir/admin.token.
+        let c = Config::parse("", "empty.conf").unwrap();
+        assert_eq!(c.admin_token, None);
+        assert!(c.validate_for_run().is_ok());
     }
 
     #[test]
@@ -1142,18 +1188,69 @@ mod tests {
 
     #[test]
     fn run_checks() {
-        let c = Config::parse("AdminToken=t\nMsgListen=127.0.0.1:8008\n", "t.conf").unwrap();
+        let c = Config::parse("MsgListen=127.0.0.1:8008\n", "t.conf").unwrap();
         let e = c.validate_for_run().unwrap_err();
         assert_eq!(
             e.to_string(),
             "t.conf: MsgListen: 127.0.0.1:8008 clashes with ClientListen"
         );
         let c = Config::parse(
-            "AdminToken=t\nClientListen=127.0.0.1:0\nMsgListen=127.0.0.1:0\nAdminListen=127.0.0.2:8000",
+            "ClientListen=127.0.0.1:0\nMsgListen=127.0.0.1:0\nAdminListen=127.0.0.2:8000",
             "t.conf",
         )
         .unwrap();
         assert!(c.validate_for_run().is_ok());
+    }
+
+    #[test]
+    fn weak_admin_tokens_rejected() {
+        for (text, what) in [
+            ("AdminToken=x", "at least 16"),
+            ("AdminToken=0123456789abcde", "at least 16"),
+            ("AdminToken=", "empty"),
+            ("AdminToken=demo-admin-token-change-me", "example"),
+            ("AdminToken=change-me-to-a-long-random-secret", "example"),
+        ] {
+            let e = err(&format!("# admin\n{text}\n"));
+            assert_eq!(e.problems.len(), 1, "{text}: {e}");
+            assert!(
+                e.to_string().starts_with("t.conf:2: AdminToken: "),
+                "{text}: {e}"
+            );
+            assert!(e.problems[0].message.contains(what), "{text}: {e}");
+        }
+        let c = Config::parse("AdminToken=0123456789abcdef", "t.conf").unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef"));
+        assert!(c.validate_for_run().is_ok());
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        let long = "a".repeat(MAX_ADMIN_TOKEN_LEN);
+        assert!(Config::parse(&format!("AdminToken={long}"), "t").is_ok());
+        assert!(err(&format!("AdminToken={long}a")).problems[0]
+            .message
+            .contains("too long"));
+    }
+
+    #[test]
+    fn shipped_secrets_never_accepted_as_admin_token() {
+        // Every AdminToken or ClusterSecret value in an example conf, commented out or not.
+        let mut shipped = Vec::new();
+        for entry in std::fs::read_dir(conf_dir()).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in text.lines() {
+                let line = line.trim_start_matches(|c: char| c == '#' || c.is_whitespace());
+                if let Some((k, v)) = line.split_once('=') {
+                    let v = v.split('#').next().unwrap_or_default().trim();
+                    if ["AdminToken", "ClusterSecret"].contains(&k.trim()) && !v.is_empty() {
+                        shipped.push(v.to_string());
+                    }
+                }
+            }
+        }
+        assert!(!shipped.is_empty(), "file.conf ships a ClusterSecret");
+        for v in shipped {
+            assert!(SHIPPED_SECRETS.contains(&v.as_str()), "{v} not listed");
+            assert!(check_admin_token(&v).is_err(), "{v}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::admin::http::AdminHttp;
+use crate::admin::token::Origin;
 use crate::config::Config;
 use crate::file::hub::FileHub;
 use crate::file::remote::Remote;
@@ -251,9 +252,10 @@ impl Running {
 }
 
 /// `ttserver run`: start, announce, wait for SIGINT/SIGTERM, stop.
-pub fn run(cfg: Config) -> Result<(), ServerError> {
+pub fn run(mut cfg: Config) -> Result<(), ServerError> {
     cfg.validate_for_run()
         .map_err(|e| ServerError::Config(e.to_string()))?;
+    admin_token(&mut cfg)?;
     let signals = crate::signals::block_stop_signals().map_err(io_err("block signals"))?;
     let running = start(cfg)?;
     running
@@ -263,6 +265,26 @@ pub fn run(cfg: Config) -> Result<(), ServerError> {
     let sig = signals.wait();
     log::info!(target: "server", "signal {sig}: stopping");
     running.stop();
+    Ok(())
+}
+
+/// Sets the admin token from `DataDir/admin.token` when the conf has none (creating the file on
+/// the first start) and says where it is: the operator needs it for the admin API.
+fn admin_token(cfg: &mut Config) -> Result<(), ServerError> {
+    let origin =
+        crate::admin::token::resolve(cfg).map_err(|e| ServerError::Config(e.to_string()))?;
+    match origin {
+        Origin::Conf => {}
+        Origin::Created(path) => {
+            log::info!(target: "server", "admin token in {} (new, mode 0600)", path.display());
+        }
+        Origin::File { path, warning } => {
+            log::info!(target: "server", "admin token in {}", path.display());
+            if let Some(w) = warning {
+                log::warn!(target: "server", "{w}");
+            }
+        }
+    }
     Ok(())
 }
 

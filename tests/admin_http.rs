@@ -1,10 +1,10 @@
-//! The HTTP admin API (behaviour.md section 14, B-ADM) against the real binary, with a tiny
-//! HTTP/1.1 client on std::net.
+//! The HTTP admin API (behaviour.md section 14, B-ADM) against the real binary, with the tiny
+//! HTTP/1.1 client of `common::http`.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
@@ -12,74 +12,7 @@ use serde_json::{json, Value};
 use ttserver::client::Client;
 use ttserver::proto::Pdu;
 
-const TOKEN: &str = "test-token";
-
-/// One keep-alive HTTP connection.
-struct Http {
-    r: BufReader<TcpStream>,
-}
-
-impl Http {
-    fn connect(addr: SocketAddr) -> Http {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Http {
-            r: BufReader::new(s),
-        }
-    }
-
-    /// Sends a raw request and reads one response: (status, body as JSON or Null).
-    fn raw(&mut self, req: &[u8]) -> (u16, Value) {
-        self.r.get_mut().write_all(req).unwrap();
-        let mut line = String::new();
-        self.r.read_line(&mut line).unwrap();
-        let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            self.r.read_line(&mut h).unwrap();
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap();
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0u8; len];
-        self.r.read_exact(&mut body).unwrap();
-        let v = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body).unwrap()
-        };
-        (status, v)
-    }
-
-    fn req_with(
-        &mut self,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        body: &str,
-    ) -> (u16, Value) {
-        let mut r = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n");
-        if let Some(t) = auth {
-            r.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
-        if !body.is_empty() {
-            r.push_str("Content-Type: application/json\r\n");
-        }
-        r.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        self.raw(r.as_bytes())
-    }
-
-    fn req(&mut self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let b = body.map(|v| v.to_string()).unwrap_or_default();
-        self.req_with(method, path, Some(TOKEN), &b)
-    }
-}
+const TOKEN: &str = ADMIN_TOKEN;
 
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array()
@@ -114,7 +47,7 @@ fn unread_counts(c: &mut Client) -> Vec<(u32, u32)> {
 #[test]
 fn health_auth_and_errors() {
     let (srv, _) = Server::start(&[("alice", "a")]);
-    let mut h = Http::connect(srv.admin);
+    let mut h = srv.http();
     let (st, v) = h.req("GET", "/v1/health", None);
     assert_eq!(st, 200);
     assert_eq!(v["status"], "ok");
@@ -127,10 +60,17 @@ fn health_auth_and_errors() {
     assert_eq!(st, 401);
     assert_eq!(v["error"], "unauthorized");
     assert!(v["message"].is_string());
-    let (st, _) = h.req_with("POST", "/v1/users", Some("test-tokeN"), &body);
-    assert_eq!(st, 401);
-    let (st, _) = h.req_with("GET", "/v1/health", Some("test-token-longer"), "");
-    assert_eq!(st, 401);
+    let wrong = [
+        TOKEN.to_uppercase(),
+        format!("{TOKEN}x"),
+        TOKEN.chars().skip(1).collect::<String>(),
+    ];
+    for t in &wrong {
+        let (st, _) = h.req_with("POST", "/v1/users", Some(t), &body);
+        assert_eq!(st, 401, "{t}");
+        let (st, _) = h.req_with("GET", "/v1/health", Some(t), "");
+        assert_eq!(st, 401, "{t}");
+    }
     let (st, v) = h.req("GET", "/v1/users?name=mallory", None);
     assert_eq!((st, v), (200, json!([])));
 
@@ -153,7 +93,7 @@ fn health_auth_and_errors() {
     assert_eq!(st, 405);
 
     // 413 for a body over 1 MiB (the server answers from the head and closes).
-    let mut big = Http::connect(srv.admin);
+    let mut big = srv.http();
     let (st, v) = big.raw(
         format!(
             "POST /v1/users HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
@@ -167,12 +107,12 @@ fn health_auth_and_errors() {
     let mut slow = TcpStream::connect(srv.admin).unwrap();
     slow.write_all(b"GET /v1/health HTTP/1.1\r\nAuthoriz")
         .unwrap();
-    let mut other = Http::connect(srv.admin);
+    let mut other = srv.http();
     let (st, _) = other.req("GET", "/v1/health", None);
     assert_eq!(st, 200);
 
     // Expect: 100-continue gets the interim response, then the answer.
-    let mut e = Http::connect(srv.admin);
+    let mut e = srv.http();
     e.r.get_mut()
         .write_all(
             format!(
@@ -198,7 +138,7 @@ fn health_auth_and_errors() {
 fn users_create_login_conflict_disable() {
     let (srv, ids0) = Server::start(&[("alice", "a")]);
     let alice = ids0[0];
-    let mut h = Http::connect(srv.admin);
+    let mut h = srv.http();
 
     let (st, d) = h.req("POST", "/v1/departments", Some(json!({"title": "HQ"})));
     assert_eq!(st, 201);
@@ -265,7 +205,7 @@ fn users_create_login_conflict_disable() {
 #[test]
 fn departments_create_list_patch() {
     let (srv, _) = Server::start(&[]);
-    let mut h = Http::connect(srv.admin);
+    let mut h = srv.http();
     let (st, a) = h.req(
         "POST",
         "/v1/departments",
@@ -310,7 +250,7 @@ fn normal_groups_push_18_and_19() {
     let (mut ac, _) = srv.login("a", "a", PC);
     let (mut bc, _) = srv.login("b", "b", PC);
     let (mut cc, _) = srv.login("c", "c", PC);
-    let mut h = Http::connect(srv.admin);
+    let mut h = srv.http();
 
     let (st, g) = h.req(
         "POST",
@@ -400,7 +340,7 @@ fn messages_deliver_and_stay_unread() {
     let (a, b, c) = (ids[0], ids[1], ids[2]);
     let (mut bc, _) = srv.login("b", "b", PC);
     let (mut ac, _) = srv.login("a", "a", PC);
-    let mut h = Http::connect(srv.admin);
+    let mut h = srv.http();
 
     // To an online user: b gets the 3/1 (seq_no 0, from a), so does a's own session; no 3/2.
     let (st, v) = h.req(
@@ -492,4 +432,275 @@ fn messages_deliver_and_stay_unread() {
     assert_eq!(s["online_users"], 3);
     assert!(s["connections"]["msg"].as_u64().unwrap() >= 3);
     assert!(s["connections"]["login"].is_u64());
+}
+
+/// Names and titles with control characters are refused with 400 and never stored.
+#[test]
+fn control_characters_in_names_are_refused() {
+    let (srv, ids) = Server::start(&[("alice", "a")]);
+    let alice = ids[0];
+    let mut h = srv.http();
+
+    // NUL in a new user's name: 400, and no user of that name exists afterwards.
+    let (st, v) = h.req(
+        "POST",
+        "/v1/users",
+        Some(json!({"name": "eve\u{0}", "password": "x"})),
+    );
+    assert_eq!((st, v["error"].as_str()), (400, Some("bad_request")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("control"), "{v}");
+    let (st, v) = h.req("GET", "/v1/users?name=eve%00", None);
+    assert_eq!((st, v), (200, json!([])));
+    for name in ["a\nb", "a\tb", "\u{7f}x", "x\u{85}", "\r"] {
+        let (st, v) = h.req(
+            "POST",
+            "/v1/users",
+            Some(json!({"name": name, "password": "x"})),
+        );
+        assert_eq!(st, 400, "{name:?}: {v}");
+    }
+
+    // PATCH of name and nick: 400 and the user is unchanged.
+    for body in [
+        json!({"name": "al\u{0}ice"}),
+        json!({"name": "al\nice"}),
+        json!({"nick": "Al\tice"}),
+        json!({"nick": "\u{0}"}),
+    ] {
+        let (st, v) = h.req("PATCH", &format!("/v1/users/{alice}"), Some(body.clone()));
+        assert_eq!(st, 400, "{body}: {v}");
+    }
+    let (st, u) = h.req("GET", &format!("/v1/users/{alice}"), None);
+    assert_eq!((st, u["name"].as_str()), (200, Some("alice")));
+    assert_eq!(u["nick"], "alice");
+    let (st, v) = h.req(
+        "POST",
+        "/v1/users",
+        Some(json!({"name": "eve", "password": "x", "nick": "E\nve"})),
+    );
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = h.req("GET", "/v1/users?name=eve", None);
+    assert_eq!((st, v), (200, json!([])));
+
+    // Department titles and group names.
+    let (st, _) = h.req("POST", "/v1/departments", Some(json!({"title": "R\u{0}D"})));
+    assert_eq!(st, 400);
+    let (st, d) = h.req("POST", "/v1/departments", Some(json!({"title": "HQ"})));
+    assert_eq!(st, 201);
+    let (st, _) = h.req(
+        "PATCH",
+        &format!("/v1/departments/{}", d["id"]),
+        Some(json!({"title": "H\nQ"})),
+    );
+    assert_eq!(st, 400);
+    let (st, list) = h.req("GET", "/v1/departments", None);
+    assert_eq!(st, 200);
+    let titles: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["HQ"]);
+    let (st, _) = h.req(
+        "POST",
+        "/v1/groups",
+        Some(json!({"name": "o\u{0}ps", "members": [alice]})),
+    );
+    assert_eq!(st, 400);
+    let (st, g) = h.req(
+        "POST",
+        "/v1/groups",
+        Some(json!({"name": "ops", "members": [alice]})),
+    );
+    assert_eq!(st, 201);
+    let (st, _) = h.req(
+        "PATCH",
+        &format!("/v1/groups/{}", g["id"]),
+        Some(json!({"name": "o\tps"})),
+    );
+    assert_eq!(st, 400);
+    let (st, g) = h.req("GET", &format!("/v1/groups/{}", g["id"]), None);
+    assert_eq!((st, g["name"].as_str()), (200, Some("ops")));
+
+    // Printable non-ASCII is fine.
+    let (st, v) = h.req(
+        "POST",
+        "/v1/users",
+        Some(json!({"name": "zoë", "password": "x", "nick": "Zoë 王"})),
+    );
+    assert_eq!((st, v["nick"].as_str()), (201, Some("Zoë 王")), "{v}");
+}
+
+/// Ids in paths are canonical decimal (P-19): anything else is 400, a canonical id that names
+/// nothing is 404.
+#[test]
+fn path_ids_must_be_canonical() {
+    let (srv, ids) = Server::start(&[("alice", "a")]);
+    let alice = ids[0];
+    assert_eq!(alice, 1, "the first user gets id 1");
+    let mut h = srv.http();
+    let (st, g) = h.req(
+        "POST",
+        "/v1/groups",
+        Some(json!({"name": "ops", "members": [alice]})),
+    );
+    assert_eq!(st, 201);
+    let gid = g["id"].as_u64().unwrap();
+    let (st, d) = h.req("POST", "/v1/departments", Some(json!({"title": "HQ"})));
+    assert_eq!(st, 201);
+    let did = d["id"].as_u64().unwrap();
+
+    let bad = [
+        "+1".to_string(),
+        "01".to_string(),
+        "0".to_string(),
+        "00".to_string(),
+        "-1".to_string(),
+        "4294967296".to_string(),
+        "99999999999".to_string(),
+        "%31".to_string(),
+        "1a".to_string(),
+        "1%20".to_string(),
+        format!("0{gid}"),
+        format!("+{did}"),
+    ];
+    for id in &bad {
+        for (method, path, body) in [
+            ("GET", format!("/v1/users/{id}"), None),
+            (
+                "PATCH",
+                format!("/v1/users/{id}"),
+                Some(json!({"nick": "x"})),
+            ),
+            (
+                "PATCH",
+                format!("/v1/departments/{id}"),
+                Some(json!({"title": "x"})),
+            ),
+            ("GET", format!("/v1/groups/{id}"), None),
+            (
+                "PATCH",
+                format!("/v1/groups/{id}"),
+                Some(json!({"name": "x"})),
+            ),
+            (
+                "PUT",
+                format!("/v1/groups/{id}/members"),
+                Some(json!({"members": [alice]})),
+            ),
+            ("DELETE", format!("/v1/groups/{id}"), None),
+        ] {
+            let (st, v) = h.req(method, &path, body);
+            assert_eq!(
+                (st, v["error"].as_str()),
+                (400, Some("bad_request")),
+                "{method} {path}: {v}"
+            );
+        }
+    }
+    // Nothing changed through a non-canonical alias.
+    let (st, u) = h.req("GET", "/v1/users/1", None);
+    assert_eq!((st, u["nick"].as_str()), (200, Some("alice")));
+    let (st, g) = h.req("GET", &format!("/v1/groups/{gid}"), None);
+    assert_eq!((st, g["name"].as_str()), (200, Some("ops")));
+
+    // Canonical but absent: 404; the largest canonical id is still an id.
+    for path in [
+        "/v1/users/4294967295",
+        "/v1/users/2",
+        "/v1/groups/4294967295",
+    ] {
+        let (st, v) = h.req("GET", path, None);
+        assert_eq!(
+            (st, v["error"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
+    }
+    let (st, _) = h.req(
+        "PATCH",
+        "/v1/departments/4294967295",
+        Some(json!({"title": "x"})),
+    );
+    assert_eq!(st, 404);
+    // Canonical ids work.
+    let (st, u) = h.req("PATCH", "/v1/users/1", Some(json!({"nick": "Al"})));
+    assert_eq!((st, u["nick"].as_str()), (200, Some("Al")), "{u}");
+    let (st, _) = h.req(
+        "PATCH",
+        &format!("/v1/departments/{did}"),
+        Some(json!({"title": "Head office"})),
+    );
+    assert_eq!(st, 200);
+    let (st, _) = h.req("DELETE", &format!("/v1/groups/{gid}"), None);
+    assert_eq!(st, 204);
+}
+
+/// Without `AdminToken` in the conf, `ttserver run` creates `DataDir/admin.token` (mode 0600, a
+/// random token) and reuses it on the next start; a bad token file stops the start.
+#[test]
+fn token_file_in_data_dir() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (mut srv, _) = Server::start_with("# AdminToken=", &[("alice", "a")]);
+    let path = srv.data_dir().join("admin.token");
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let token = text.trim().to_string();
+    assert_eq!(token.len(), 32, "{text:?}");
+    assert!(token
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+
+    let mut h = srv.http();
+    let (st, v) = h.req_with("GET", "/v1/health", Some(&token), "");
+    assert_eq!((st, v["status"].as_str()), (200, Some("ok")));
+    for wrong in [TOKEN, "0123456789abcdef0123456789abcdef", &token[..31]] {
+        let (st, v) = h.req_with("GET", "/v1/users?name=alice", Some(wrong), "");
+        assert_eq!((st, v["error"].as_str()), (401, Some("unauthorized")));
+    }
+    let (st, _) = h.req_with("GET", "/v1/health", None, "");
+    assert_eq!(st, 401);
+
+    // The next start reads the same file: the token is unchanged.
+    assert!(srv.terminate());
+    srv.spawn();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    let mut h = srv.http();
+    let (st, v) = h.req_with("GET", "/v1/users?name=alice", Some(&token), "");
+    assert_eq!((st, v[0]["name"].as_str()), (200, Some("alice")));
+    assert!(srv.terminate());
+
+    // A token file that breaks the rules stops the start, naming the file.
+    for bad in [
+        "short\n",
+        "",
+        "demo-admin-token-change-me\n",
+        "with space inside 0123\n",
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let err = srv.run_refused();
+        assert!(err.contains(&path.display().to_string()), "{bad:?}: {err}");
+        assert!(err.contains("AdminToken"), "{bad:?}: {err}");
+    }
+}
+
+/// A short, empty or shipped-demo `AdminToken` in the conf stops `ttserver run`, naming the
+/// file, the line and the key.
+#[test]
+fn weak_admin_token_in_conf_refused() {
+    for (value, what) in [
+        ("x", "at least 16"),
+        ("0123456789abcde", "at least 16"),
+        ("", "empty"),
+        ("demo-admin-token-change-me", "example"),
+    ] {
+        let srv = Server::prepare(&format!("AdminToken={value}"));
+        let err = srv.run_refused();
+        let at = format!("{}:1: AdminToken: ", srv.conf.display());
+        assert!(err.contains(&at), "{value:?}: {err}");
+        assert!(err.contains(what), "{value:?}: {err}");
+    }
 }

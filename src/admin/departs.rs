@@ -3,6 +3,7 @@
 use rusqlite::Connection;
 
 use super::args::Parsed;
+use super::check::{self, LABEL_MAX};
 use super::AdminError;
 use crate::store::departs;
 
@@ -17,9 +18,7 @@ impl<'a> AddArgs<'a> {
     pub fn parse(words: &[&'a str]) -> Result<AddArgs<'a>, AdminError> {
         let p = Parsed::new(words, &["parent", "description", "leader"])?;
         let title = p.single("depart add TITLE")?;
-        if title.is_empty() {
-            return Err(AdminError::Usage("depart add: empty title".into()));
-        }
+        check::label("depart add: title", title, 1, LABEL_MAX).map_err(AdminError::Usage)?;
         Ok(AddArgs {
             title,
             description: p.flag("description").unwrap_or(""),

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::args::{parse_u32, Parsed};
+use super::check::{self, GROUP_NAME_MAX};
 use super::AdminError;
 use crate::store::{groups, now_secs, StoreError};
 
@@ -15,8 +16,7 @@ use crate::store::{groups, now_secs, StoreError};
 /// DataDir, so it applies the default.
 pub(super) const MAX_NORMAL_GROUP_MEMBERS: usize = 5000;
 
-/// Group names are 1..=256 bytes (as 5/12, B-GRP-2); avatars at most 256 bytes.
-const MAX_NAME_LEN: usize = 256;
+/// Avatars (URLs) are at most 256 bytes.
 const MAX_AVATAR_LEN: usize = 256;
 
 pub(super) struct AddArgs<'a> {
@@ -29,11 +29,8 @@ impl<'a> AddArgs<'a> {
     pub fn parse(words: &[&'a str]) -> Result<AddArgs<'a>, AdminError> {
         let p = Parsed::new(words, &["members", "avatar"])?;
         let name = p.single("group add NAME")?;
-        if name.is_empty() || name.len() > MAX_NAME_LEN {
-            return Err(AdminError::Usage(format!(
-                "group name {name:?} must be 1 to {MAX_NAME_LEN} bytes"
-            )));
-        }
+        check::label(&format!("group name {name:?}"), name, 1, GROUP_NAME_MAX)
+            .map_err(AdminError::Usage)?;
         let avatar = p.flag("avatar").unwrap_or("");
         if avatar.len() > MAX_AVATAR_LEN {
             return Err(AdminError::Usage(format!(

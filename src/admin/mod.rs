@@ -23,9 +23,11 @@ use crate::auth::HashCost;
 use crate::store::{self, DbSync, StoreError};
 
 mod args;
+mod check;
 mod departs;
 mod groups;
 pub mod http;
+pub mod token;
 mod users;
 
 /// Why an admin command failed; the message is meant for the operator's terminal.
@@ -196,6 +198,13 @@ mod tests {
             &["group", "members", "x", "--set", "1"],
             &["group", "members", "1", "--set", "-1"],
             &["group", "frobnicate"],
+            // Control characters in names and titles (the HTTP API refuses them too).
+            &["user", "add", "b\0b", "--password", "p"],
+            &["user", "add", "b\nb", "--password", "p"],
+            &["user", "add", "bob", "--password", "p", "--nick", "B\tb"],
+            &["depart", "add", "R\0D"],
+            &["depart", "add", ""],
+            &["group", "add", "g\r", "--members", "1"],
         ] {
             let err = admin(&t, args).unwrap_err();
             assert!(

@@ -5,13 +5,11 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::args::{parse_u32, Parsed};
+use super::check::{self, LABEL_MAX, LOGIN_NAME_MAX};
 use super::AdminError;
 use crate::auth::password::{hash, md5_hex, PasswordError};
 use crate::auth::HashCost;
 use crate::store::{departs, users, StoreError};
-
-/// Login names are 1..=64 bytes (as the HTTP API's `POST /v1/users`).
-const MAX_NAME_LEN: usize = 64;
 
 pub(super) struct AddArgs<'a> {
     name: &'a str,
@@ -25,6 +23,8 @@ impl<'a> AddArgs<'a> {
         let p = Parsed::new(words, &["password", "nick", "depart"])?;
         let name = p.single("user add NAME")?;
         check_name(name).map_err(AdminError::Usage)?;
+        let nick = p.flag("nick");
+        check_nick(nick).map_err(AdminError::Usage)?;
         let Some(password) = p.flag("password") else {
             return Err(AdminError::Usage("user add: --password is required".into()));
         };
@@ -34,22 +34,20 @@ impl<'a> AddArgs<'a> {
         Ok(AddArgs {
             name,
             password,
-            nick: p.flag("nick"),
+            nick,
             depart: p.flag_u32("depart", 0)?,
         })
     }
 }
 
 fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "login name {name:?} must be 1 to {MAX_NAME_LEN} bytes"
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(format!("login name {name:?} contains a control character"));
-    }
-    Ok(())
+    check::label(&format!("login name {name:?}"), name, 1, LOGIN_NAME_MAX)
+}
+
+fn check_nick(nick: Option<&str>) -> Result<(), String> {
+    nick.map_or(Ok(()), |n| {
+        check::label(&format!("nick {n:?}"), n, 0, LABEL_MAX)
+    })
 }
 
 fn check_depart(conn: &Connection, depart: u32) -> Result<(), StoreError> {
@@ -118,6 +116,7 @@ fn parse_line(line: usize, text: &str) -> Result<Entry<'_>, AdminError> {
         Some(d) => parse_u32(d).ok_or_else(|| bad(format!("department {d:?} is not a number")))?,
     };
     let nick = nick.filter(|k| !k.is_empty());
+    check_nick(nick).map_err(bad)?;
     Ok(Entry {
         line,
         name,
@@ -321,6 +320,9 @@ mod tests {
             ("a,p\nb,p,n,7\n", 2, "department 7"),
             ("a,p\nb,p\ntaken,p\n", 3, "taken"),
             ("a,p\nb,p\na,q\n", 3, "line 1"),
+            ("a,p\nb\u{0},p\n", 2, "control characters"),
+            ("a,p\nb\tc,p\n", 2, "control characters"),
+            ("a,p\nb,p,Bee\u{7f}\n", 2, "nick"),
         ] {
             let csv = write_csv(&t, text);
             let err = admin(&t, &["user", "import", &csv]).unwrap_err();

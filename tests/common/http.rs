@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// One keep-alive HTTP connection; `token` goes in every [`Http::req`].
 pub struct Http {
-    r: BufReader<TcpStream>,
+    pub r: BufReader<TcpStream>,
     token: String,
 }
 

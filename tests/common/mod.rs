@@ -19,8 +19,8 @@ pub const MAC: u32 = 0x02;
 pub const IOS: u32 = 0x11;
 pub const ANDROID: u32 = 0x12;
 
-/// `AdminToken` of every test server.
-pub const ADMIN_TOKEN: &str = "test-token";
+/// `AdminToken` of every test server (at least 16 characters, B-ADM-1).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -38,8 +38,8 @@ pub struct Server {
     pub file: SocketAddr,
 }
 
-/// The conf every test server starts from; `extra` lines are appended (later keys must not
-/// repeat these).
+/// The conf every test server starts from; `extra` lines are appended, and a key given there
+/// (also as a comment, `# Key=`, which just drops the default) replaces the default.
 fn base_conf(dir: &Path, extra: &str) -> String {
     let mut keys = vec![
         ("ClientListen", "127.0.0.1:0".to_string()),
@@ -55,6 +55,7 @@ fn base_conf(dir: &Path, extra: &str) -> String {
     let mut out = String::new();
     for line in extra.lines() {
         if let Some((k, _)) = line.split_once('=') {
+            let k = k.trim_start_matches(|c: char| c == '#' || c.is_whitespace());
             keys.retain(|(key, _)| *key != k.trim());
         }
         out.push_str(line);
@@ -73,21 +74,28 @@ impl Server {
     }
 
     pub fn start_with(extra: &str, users: &[(&str, &str)]) -> (Server, Vec<u32>) {
+        let mut s = Server::prepare(extra);
+        let ids = users
+            .iter()
+            .map(|(name, pw)| {
+                s.admin(&["user", "add", name, "--password", pw])
+                    .parse::<u32>()
+                    .unwrap()
+            })
+            .collect();
+        s.spawn();
+        (s, ids)
+    }
+
+    /// A fresh directory with the test conf (plus `extra`), not started yet.
+    pub fn prepare(extra: &str) -> Server {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("ttserver-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("test.conf");
         std::fs::write(&conf, base_conf(&dir, extra)).unwrap();
-        let ids = users
-            .iter()
-            .map(|(name, pw)| {
-                admin(&conf, &["user", "add", name, "--password", pw])
-                    .parse::<u32>()
-                    .unwrap()
-            })
-            .collect();
-        let mut s = Server {
+        Server {
             child: None,
             dir,
             conf,
@@ -96,9 +104,37 @@ impl Server {
             msfs: "127.0.0.1:1".parse().unwrap(),
             admin: "127.0.0.1:1".parse().unwrap(),
             file: "127.0.0.1:1".parse().unwrap(),
-        };
-        s.spawn();
-        (s, ids)
+        }
+    }
+
+    /// The DataDir of the test conf.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Runs `ttserver run` and expects it to refuse to start: panics if it gets to `ready`
+    /// (it is killed first); returns its stderr.
+    pub fn run_refused(&self) -> String {
+        let mut child = Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // stdout ends when the process exits; a `ready` line means it started after all.
+        let stdout = child.stdout.take().unwrap();
+        for line in BufReader::new(stdout).lines() {
+            if line.unwrap() == "ready" {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server started with {}", self.conf.display());
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// Starts the binary and waits for its `ready` line.

@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::admin::check::{self, GROUP_NAME_MAX, LABEL_MAX, LOGIN_NAME_MAX};
 use crate::auth::password;
 use crate::msg::chat::{Delivery, GROUP_TEXT, P2P_TEXT};
 use crate::msg::directory::Directory;
@@ -166,11 +167,19 @@ fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("bad JSON body: {e}")))
 }
 
+/// The `{id}` of a path: canonical decimal as on the wire (P-19), else 400. Rust's `parse`
+/// alone would take `+1` and `01` as aliases of 1.
 fn parse_id(s: &str) -> Result<u32, ApiError> {
-    s.parse::<u32>()
-        .ok()
-        .filter(|id| *id != 0)
-        .ok_or_else(|| not_found(format!("no such id {s:?}")))
+    crate::proto::parse_id(s.as_bytes()).ok_or_else(|| {
+        bad(format!(
+            "bad id {s:?}: expected 1 to 4294967295 in decimal, without sign or leading zero"
+        ))
+    })
+}
+
+/// [`check::label`] as a 400.
+fn label(what: &str, v: Option<&str>, min: usize, max: usize) -> Result<(), ApiError> {
+    v.map_or(Ok(()), |v| check::label(what, v, min, max).map_err(bad))
 }
 
 /// Decodes `%XX` and `+` of a query value.
@@ -219,7 +228,9 @@ impl Api {
     }
 
     pub fn authorized(&self, header: Option<&[u8]>) -> bool {
-        super::token_matches(header, &self.st.cfg.admin_token)
+        // `ttserver run` always sets the token; without one nothing matches.
+        let token = self.st.cfg.admin_token.as_deref().unwrap_or_default();
+        super::token_matches(header, token)
     }
 
     /// Answers one authenticated request.
@@ -402,11 +413,10 @@ impl Api {
     }
 
     fn check_user_fields(&self, b: &UserBody) -> Result<(), ApiError> {
-        if let Some(n) = &b.name {
-            if n.is_empty() || n.len() > 64 {
-                return Err(bad("name must be 1 to 64 bytes"));
-            }
-        }
+        label("name", b.name.as_deref(), 1, LOGIN_NAME_MAX)?;
+        label("nick", b.nick.as_deref(), 0, LABEL_MAX)?;
+        label("title", b.title.as_deref(), 0, LABEL_MAX)?;
+        label("position", b.position.as_deref(), 0, LABEL_MAX)?;
         if let Some(d) = b.depart_id.filter(|d| *d != 0) {
             if !departs::exists(&self.db, d)? {
                 return Err(bad(format!("no department {d}")));
@@ -544,9 +554,10 @@ impl Api {
 
     fn create_depart(&mut self, body: &[u8]) -> ApiResult {
         let b: DeptBody = parse_body(body)?;
-        let Some(title) = b.title.filter(|t| !t.is_empty()) else {
+        let Some(title) = b.title else {
             return Err(bad("title is required"));
         };
+        label("title", Some(&title), 1, LABEL_MAX)?;
         if b.disabled.is_some() {
             return Err(bad("disabled cannot be set on creation"));
         }
@@ -568,10 +579,8 @@ impl Api {
         let id = parse_id(id)?;
         let b: DeptBody = parse_body(body)?;
         let mut d = self.load_depart(id)?;
+        label("title", b.title.as_deref(), 1, LABEL_MAX)?;
         if let Some(t) = b.title {
-            if t.is_empty() {
-                return Err(bad("title must not be empty"));
-            }
             d.title = t;
         }
         if let Some(v) = b.description {
@@ -634,9 +643,7 @@ impl Api {
     }
 
     fn check_name_avatar(name: Option<&str>, avatar: Option<&str>) -> Result<(), ApiError> {
-        if name.is_some_and(|n| n.is_empty() || n.len() > 256) {
-            return Err(bad("name must be 1 to 256 bytes"));
-        }
+        label("name", name, 1, GROUP_NAME_MAX)?;
         if avatar.is_some_and(|a| a.len() > 256) {
             return Err(bad("avatar must be at most 256 bytes"));
         }
@@ -838,9 +845,14 @@ mod tests {
         assert_eq!(url_decode("a%20b+c%2B").ok().unwrap(), "a b c+");
         assert!(url_decode("%zz").is_err());
         assert_eq!(dedup(&[3, 1, 3, 2, 1]), vec![3, 1, 2]);
-        assert!(parse_id("0").is_err());
-        assert!(parse_id("x").is_err());
+        for bad in ["0", "x", "+1", "01", "4294967296", "%31", ""] {
+            let Err(ApiError(r)) = parse_id(bad) else {
+                panic!("{bad:?} accepted")
+            };
+            assert_eq!(r.status, 400, "{bad:?}");
+        }
         assert_eq!(parse_id("12").ok(), Some(12));
+        assert_eq!(parse_id("4294967295").ok(), Some(u32::MAX));
         assert!(known_path(&["v1", "groups", "3", "members"]));
         assert!(!known_path(&["v2"]));
         let r = Response::error(404, "not_found", "x").encode(true);
