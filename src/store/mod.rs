@@ -2,8 +2,9 @@
 //!
 //! One module per table or area: [`users`], [`departs`], [`messages`] (p2p), [`unread`],
 //! [`recent`], [`groups`] (groups, members with their read cursors, group messages); plus the threads: [`writer`] (the single writer, group commit) and [`readers`]
-//! (the reader pool). The schema lives in `sql/NNN_*.sql`, embedded at build time and applied in
-//! order by [`open`], which records the version in `PRAGMA user_version`.
+//! (the reader pool). The schema is embedded at build time: [`open`] creates a new database from
+//! `sql/schema.sql` (the complete current schema) and upgrades an existing one with the
+//! migrations `sql/NNN_*.sql` in order; `PRAGMA user_version` records the version.
 //!
 //! Users and groups share one id space (B-GRP-20): both take their ids from [`next_id`].
 
@@ -43,12 +44,17 @@ pub enum Family {
 }
 
 /// The migrations, in order: `MIGRATIONS[i]` brings `user_version` from `i` to `i + 1`.
+/// A new database does not run them: it gets [`SCHEMA`] at once.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/001_init.sql"),
     include_str!("../../sql/002_groups.sql"),
     include_str!("../../sql/003_files.sql"),
     include_str!("../../sql/004_ids.sql"),
 ];
+
+/// The complete schema at [`SCHEMA_VERSION`], as a new database gets it. Must equal the result
+/// of the migrations (tested).
+const SCHEMA: &str = include_str!("../../sql/schema.sql");
 
 /// The `user_version` that `004_ids.sql` upgrades from: it renumbers the groups whose id is
 /// also a user id (B-GRP-20), which `migrate` counts for the log.
@@ -115,8 +121,10 @@ fn user_version(conn: &Connection) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::Invalid(format!("bad schema version {v}")))
 }
 
-/// Applies every migration above the stored `user_version`, each in its own transaction
-/// (the version is re-read under the write lock, so two processes opening at once are safe).
+/// Brings the schema up to date. A new database (version 0, no tables) gets [`SCHEMA`] and
+/// [`SCHEMA_VERSION`] in one transaction; an existing one gets every migration above its
+/// `user_version`, each in its own transaction. The version is re-read under the write lock,
+/// so two processes opening at once are safe.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -126,6 +134,13 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                 "database schema version {version} is newer than this ttserver knows \
                  ({SCHEMA_VERSION}); use a newer ttserver"
             )));
+        }
+        if version == 0 && is_empty(&tx)? {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+            log::info!(target: "store", "new database created at schema version {SCHEMA_VERSION}");
+            return Ok(());
         }
         let Some(sql) = usize::try_from(version)
             .ok()
@@ -149,6 +164,12 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             );
         }
     }
+}
+
+/// Whether the database holds no schema object at all (a new file).
+fn is_empty(conn: &Connection) -> Result<bool, StoreError> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    Ok(n == 0)
 }
 
 /// The number of groups whose id is also a user id (what `004_ids.sql` renumbers).
@@ -308,6 +329,71 @@ mod tests {
         assert!(open_reader(&t.path(), DbSync::Normal).is_err());
     }
 
+    /// `sql` without `--` comments, whitespace collapsed, none around `(`, `)` and `,`.
+    fn normalise(sql: &str) -> String {
+        let no_comments: Vec<&str> = sql
+            .lines()
+            .map(|l| l.find("--").map_or(l, |at| l.get(..at).unwrap_or(l)))
+            .collect();
+        let collapsed = no_comments
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut out = String::with_capacity(collapsed.len());
+        let mut chars = collapsed.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == ' '
+                && (out.ends_with(['(', ')', ',']) || matches!(chars.peek(), Some('(' | ')' | ',')))
+            {
+                continue;
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// Every schema object (type, name, table, normalised SQL) and, per table and index, what
+    /// SQLite makes of it (columns, index columns, foreign keys), in a stable order.
+    fn schema_of(c: &Connection) -> Vec<String> {
+        let mut st = c
+            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        let objects: Vec<(String, String, String, Option<String>)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let pragma = |sql: String| -> Vec<String> {
+            let mut st = c.prepare(&sql).unwrap();
+            let n = st.column_count();
+            st.query_map([], |r| {
+                let vals: Vec<rusqlite::types::Value> =
+                    (0..n).map(|i| r.get(i)).collect::<Result<_, _>>()?;
+                Ok(format!("  {vals:?}"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        let mut out = Vec::new();
+        for (kind, name, table, sql) in objects {
+            out.push(format!(
+                "{kind} {name} on {table}: {}",
+                sql.as_deref().map(normalise).unwrap_or_default()
+            ));
+            match kind.as_str() {
+                "table" => {
+                    out.extend(pragma(format!("PRAGMA table_xinfo(\"{name}\")")));
+                    out.extend(pragma(format!("PRAGMA foreign_key_list(\"{name}\")")));
+                }
+                "index" => out.extend(pragma(format!("PRAGMA index_xinfo(\"{name}\")"))),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// A database file at `version` written by that build: the first `version` migrations
     /// applied by hand (as open() did then), nothing else.
     fn db_at_version(t: &TempDb, version: u32) -> Connection {
@@ -324,23 +410,62 @@ mod tests {
     }
 
     #[test]
-    fn migrations_match_a_fresh_schema_step_by_step() {
-        // Applying each migration by hand gives the same schema as open().
-        let by_hand = Connection::open_in_memory().unwrap();
-        for sql in MIGRATIONS {
-            by_hand.execute_batch(sql).unwrap();
-        }
-        let fresh = testutil::mem();
-        let schema = |c: &Connection| -> Vec<String> {
-            let mut st = c
-                .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
-                .unwrap();
-            st.query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
+    fn normalise_strips_comments_and_spacing() {
+        assert_eq!(
+            normalise("CREATE TABLE t ( -- x\n  a  INTEGER , -- (y)\n b )"),
+            "CREATE TABLE t(a INTEGER,b)"
+        );
+    }
+
+    #[test]
+    fn schema_sql_equals_the_migrations_step_by_step() {
+        // A version-1 database migrated one step at a time by open() must end up with exactly
+        // the schema that a new database gets from sql/schema.sql.
+        let old = TempDb::new("schema-v1");
+        drop(db_at_version(&old, 1));
+        let migrated = open(&old.path(), DbSync::Normal).unwrap();
+        let new = TempDb::new("schema-new");
+        let fresh = open(&new.path(), DbSync::Normal).unwrap();
+        assert_eq!(user_version(&migrated).unwrap(), SCHEMA_VERSION);
+        assert_eq!(user_version(&fresh).unwrap(), SCHEMA_VERSION);
+        let (a, b) = (schema_of(&migrated), schema_of(&fresh));
+        assert!(a.len() > 20, "{a:?}");
+        let only_migrated: Vec<&String> = a.iter().filter(|x| !b.contains(x)).collect();
+        let only_fresh: Vec<&String> = b.iter().filter(|x| !a.contains(x)).collect();
+        assert!(
+            a == b,
+            "schema differs: only after the migrations {only_migrated:#?}, \
+             only from schema.sql {only_fresh:#?}"
+        );
+        // and schema.sql itself gives exactly that schema
+        let raw = Connection::open_in_memory().unwrap();
+        raw.execute_batch(SCHEMA).unwrap();
+        assert_eq!(schema_of(&raw), b);
+        // the sequence row is there in both
+        let last = |c: &Connection| -> i64 {
+            c.query_row("SELECT last FROM id_seq WHERE id = 1", [], |r| r.get(0))
                 .unwrap()
         };
-        assert_eq!(schema(&by_hand), schema(&fresh));
+        assert_eq!((last(&migrated), last(&fresh)), (0, 0));
+    }
+
+    #[test]
+    fn new_database_uses_schema_sql_in_one_go() {
+        // A database with tables but user_version 0 is not "new": it goes through 001, which
+        // refuses to create a table that exists, and nothing is half-applied.
+        let t = TempDb::new("not-new");
+        std::fs::create_dir_all(&t.dir).unwrap();
+        Connection::open(t.path())
+            .unwrap()
+            .execute_batch("CREATE TABLE users (x)")
+            .unwrap();
+        assert!(open(&t.path(), DbSync::Normal).is_err());
+        let c = Connection::open(t.path()).unwrap();
+        assert_eq!(user_version(&c).unwrap(), 0);
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]
