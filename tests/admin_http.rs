@@ -284,6 +284,22 @@ fn normal_groups_push_18_and_19() {
     );
     assert_eq!(st, 400);
 
+    // B-GRP-20: users and groups take their ids from one sequence. The group's id follows the
+    // users', a user's id is no group, and the next user follows the group (the refused
+    // group used up no id).
+    assert!(gid > a.max(b).max(c), "{gid} {ids:?}");
+    let (st, _) = h.req("GET", &format!("/v1/groups/{a}"), None);
+    assert_eq!(st, 404);
+    let (st, u) = h.req(
+        "POST",
+        "/v1/users",
+        Some(json!({"name": "d", "password": "d"})),
+    );
+    assert_eq!(st, 201, "{u}");
+    assert_eq!(u["id"].as_u64(), Some(u64::from(gid) + 1));
+    let (st, _) = h.req("GET", &format!("/v1/users/{gid}"), None);
+    assert_eq!(st, 404);
+
     // PUT members [b, c]: 5/19 with the new list to a, b, c (old ∪ new).
     let (st, g) = h.req(
         "PUT",

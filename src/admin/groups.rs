@@ -136,9 +136,10 @@ mod tests {
     fn group_add_prints_the_id_and_checks_members() {
         let t = TempDb::new("admin-group-add");
         setup(&t, 3);
+        // users and groups share one id sequence (B-GRP-20): the groups follow users 1..3
         assert_eq!(
             admin(&t, &["group", "add", "Staff", "--members", "2,1,2,3"]).unwrap(),
-            "1\n"
+            "4\n"
         );
         assert_eq!(
             admin(
@@ -154,7 +155,7 @@ mod tests {
                 ]
             )
             .unwrap(),
-            "2\n"
+            "5\n"
         );
         // unknown and disabled users are refused, nothing created
         let err = admin(&t, &["group", "add", "X", "--members", "1,9"]).unwrap_err();
@@ -174,14 +175,19 @@ mod tests {
         assert!(err.to_string().contains("at most 5000"), "{err}");
 
         let conn = open(&db_path(&t.dir), DbSync::Normal).unwrap();
-        let g = groups::get(&conn, 1).unwrap().unwrap();
+        let g = groups::get(&conn, 4).unwrap().unwrap();
         assert_eq!(
             (g.group_type, g.creator, g.name.as_slice(), g.members),
             (groups::NORMAL, 0, &b"Staff"[..], vec![2, 1, 3])
         );
-        let e = groups::get(&conn, 2).unwrap().unwrap();
+        let e = groups::get(&conn, 5).unwrap().unwrap();
         assert_eq!((e.avatar.as_slice(), e.members.len()), (&b"a.png"[..], 0));
         assert_eq!(groups::all_live(&conn).unwrap().len(), 2);
+        // the refused adds used up no id: the next user is 6
+        assert_eq!(
+            admin(&t, &["user", "add", "u6", "--password", "p"]).unwrap(),
+            "6\n"
+        );
     }
 
     #[test]
@@ -190,40 +196,43 @@ mod tests {
         setup(&t, 4);
         assert_eq!(
             admin(&t, &["group", "add", "G", "--members", "1,2,3"]).unwrap(),
-            "1\n"
+            "5\n" // after users 1..4: one id sequence (B-GRP-20)
         );
         assert_eq!(
-            admin(&t, &["group", "members", "1", "--set", "4,3,4"]).unwrap(),
+            admin(&t, &["group", "members", "5", "--set", "4,3,4"]).unwrap(),
             "2\n"
         );
         {
             let conn = open(&db_path(&t.dir), DbSync::Normal).unwrap();
-            assert_eq!(groups::members(&conn, 1).unwrap(), vec![3, 4]);
+            assert_eq!(groups::members(&conn, 5).unwrap(), vec![3, 4]);
         }
         // unknown new member: refused, list unchanged
-        assert!(admin(&t, &["group", "members", "1", "--set", "3,7"]).is_err());
-        // unknown group
-        let err = admin(&t, &["group", "members", "9", "--set", "1"]).unwrap_err();
-        assert!(
-            matches!(err, AdminError::Store(StoreError::NotFound(_))),
-            "{err}"
-        );
+        assert!(admin(&t, &["group", "members", "5", "--set", "3,7"]).is_err());
+        // unknown group, and a user's id, which is never a group's
+        for id in ["9", "1"] {
+            let err = admin(&t, &["group", "members", id, "--set", "1"]).unwrap_err();
+            assert!(
+                matches!(err, AdminError::Store(StoreError::NotFound(_))),
+                "{err}"
+            );
+        }
         // empty list
         assert_eq!(
-            admin(&t, &["group", "members", "1", "--set", ""]).unwrap(),
+            admin(&t, &["group", "members", "5", "--set", ""]).unwrap(),
             "0\n"
         );
         // a temporary group is refused
         {
             let conn = open(&db_path(&t.dir), DbSync::Normal).unwrap();
-            groups::create_temp(&conn, 1, b"t", b"", &[2], 10, 1)
+            let (temp, _) = groups::create_temp(&conn, 1, b"t", b"", &[2], 10, 1)
                 .unwrap()
                 .unwrap();
+            assert_eq!(temp, 6);
         }
-        let err = admin(&t, &["group", "members", "2", "--set", "1"]).unwrap_err();
+        let err = admin(&t, &["group", "members", "6", "--set", "1"]).unwrap_err();
         assert!(err.to_string().contains("temporary"), "{err}");
         let conn = open(&db_path(&t.dir), DbSync::Normal).unwrap();
-        assert!(groups::members(&conn, 1).unwrap().is_empty());
-        assert_eq!(groups::members(&conn, 2).unwrap(), vec![1, 2]);
+        assert!(groups::members(&conn, 5).unwrap().is_empty());
+        assert_eq!(groups::members(&conn, 6).unwrap(), vec![1, 2]);
     }
 }

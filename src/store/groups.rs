@@ -368,6 +368,7 @@ fn set_updated(conn: &Connection, group: u32, time: u32) -> Result<(), StoreErro
     Ok(())
 }
 
+/// A new group row, its id from the sequence shared with users (B-GRP-20).
 fn insert_group(
     conn: &Connection,
     group_type: u32,
@@ -376,18 +377,22 @@ fn insert_group(
     creator: u32,
     time: u32,
 ) -> Result<u32, StoreError> {
+    // B-GRP-20: the id comes from the sequence shared with users, in this transaction.
+    let id = super::next_id(conn)?;
     conn.prepare_cached(
-        "INSERT INTO groups (type, name, avatar, creator, created, updated, last_msg_id, deleted)
-         VALUES (:type, :name, :avatar, :creator, :time, :time, 0, 0)",
+        "INSERT INTO groups (id, type, name, avatar, creator, created, updated, last_msg_id,
+                             deleted)
+         VALUES (:id, :type, :name, :avatar, :creator, :time, :time, 0, 0)",
     )?
     .execute(named_params! {
+        ":id": id,
         ":type": group_type,
         ":name": name,
         ":avatar": avatar,
         ":creator": creator,
         ":time": time,
     })?;
-    super::id_u32(conn.last_insert_rowid(), "group id")
+    Ok(id)
 }
 
 /// B-GRP-2 (5/12): a temporary group of `creator` then `listed` in order without repeats (the
@@ -1259,9 +1264,10 @@ mod tests {
         assert_eq!(recent_groups_of(&c, 999, 100).unwrap().len(), 1);
         assert_eq!(get(&c, g).unwrap().unwrap().members.len(), 1000);
         // full: one more is refused with 3
-        users_more(&c, 1001);
+        let extra = users_more(&c, 1001);
+        assert_eq!(extra, g + 1); // one id sequence for users and groups (B-GRP-20)
         assert_eq!(
-            change_members(&c, g, 1, 0, &[1001], 1000, 12)
+            change_members(&c, g, 1, 0, &[extra], 1000, 12)
                 .unwrap()
                 .result,
             3
@@ -1273,13 +1279,14 @@ mod tests {
         );
     }
 
-    fn users_more(c: &Connection, id: u32) {
+    /// One more user named u`n`; returns its id.
+    fn users_more(c: &Connection, n: u32) -> u32 {
         let u = crate::store::users::NewUser {
-            name: format!("u{id}"),
+            name: format!("u{n}"),
             password_hash: "x".into(),
             ..Default::default()
         };
-        assert_eq!(crate::store::users::insert(c, &u).unwrap(), id);
+        crate::store::users::insert(c, &u).unwrap()
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use rusqlite::{named_params, Connection, ErrorCode, OptionalExtension, Row};
 
-use super::{id_u32, StoreError};
+use super::{id_u32, next_id, StoreError};
 
 /// A stored user. `password_hash` is an argon2id PHC string; never send it anywhere.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,19 +66,30 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-/// Creates a user and returns its id (ids start at 1). `Conflict` if the login name exists,
-/// byte for byte, disabled users included (B-USER-4); `Invalid` for an empty name.
+/// Creates a user and returns its id, the next of the id sequence shared with groups
+/// (B-GRP-20, [`next_id`]). `Conflict` if the login name exists, byte for byte, disabled users
+/// included (B-USER-4); `Invalid` for an empty name. A refused name uses up no id; inside a
+/// transaction nothing does that is rolled back (outside one, a failed insert leaves a gap in
+/// the sequence, never a repeat).
 pub fn insert(conn: &Connection, u: &NewUser) -> Result<u32, StoreError> {
     if u.name.is_empty() {
         return Err(StoreError::Invalid("empty login name".into()));
     }
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM users WHERE name = :name")?
+        .exists(named_params! { ":name": u.name.as_bytes() })?;
+    if exists {
+        return Err(taken(&u.name));
+    }
+    let id = next_id(conn)?;
     let mut st = conn.prepare_cached(
-        "INSERT INTO users (name, password_hash, nick, avatar, title, position, sex, role_status,
-                            depart_id, job_num, telephone, email)
-         VALUES (:name, :password_hash, :nick, :avatar, :title, :position, :sex, :role_status,
-                 :depart_id, :job_num, :telephone, :email)",
+        "INSERT INTO users (id, name, password_hash, nick, avatar, title, position, sex,
+                            role_status, depart_id, job_num, telephone, email)
+         VALUES (:id, :name, :password_hash, :nick, :avatar, :title, :position, :sex,
+                 :role_status, :depart_id, :job_num, :telephone, :email)",
     )?;
     let res = st.execute(named_params! {
+        ":id": id,
         ":name": u.name.as_bytes(),
         ":password_hash": u.password_hash,
         ":nick": u.nick,
@@ -93,28 +104,19 @@ pub fn insert(conn: &Connection, u: &NewUser) -> Result<u32, StoreError> {
         ":email": u.email,
     });
     match res {
-        Ok(_) => {}
+        Ok(_) => Ok(id),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == ErrorCode::ConstraintViolation
                 && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
-            return Err(StoreError::Conflict(format!(
-                "login name {:?} is taken",
-                u.name
-            )));
+            Err(taken(&u.name))
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    let rowid = conn.last_insert_rowid();
-    match u32::try_from(rowid) {
-        Ok(id) => Ok(id),
-        Err(_) => {
-            conn.execute("DELETE FROM users WHERE id = ?1", [rowid])?;
-            Err(StoreError::Invalid(format!(
-                "user id {rowid} does not fit 32 bits"
-            )))
-        }
-    }
+}
+
+fn taken(name: &str) -> StoreError {
+    StoreError::Conflict(format!("login name {name:?} is taken"))
 }
 
 /// Replaces every stored field of user `u.id` (the admin API's PATCH, B-ADM). `NotFound` for

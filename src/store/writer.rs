@@ -840,37 +840,51 @@ mod tests {
         }
     }
 
-    /// users 1..=5; temp group 1 (creator 1; 1, 2, 3), normal groups 2 (1, 2) and 3 (3).
-    fn group_setup(conn: &Connection) {
-        users(conn, 5);
-        assert_eq!(
-            groups::create_temp(conn, 1, b"t", b"", &[2, 3], 10, 5).unwrap(),
-            Some((1, vec![1, 2, 3]))
-        );
-        assert_eq!(
-            groups::create_normal(conn, b"n", b"", &[1, 2], 5).unwrap(),
-            (2, vec![1, 2])
-        );
-        assert_eq!(
-            groups::create_normal(conn, b"m", b"", &[3], 5).unwrap(),
-            (3, vec![3])
-        );
+    /// The groups of [`group_setup`]; users and groups share one id sequence (B-GRP-20), so
+    /// they are 6, 7 and 8 after users 1..=5, and the next new group is 9.
+    #[derive(Clone, Copy)]
+    struct Setup {
+        /// temporary, creator 1; members 1, 2, 3
+        t: u32,
+        /// normal; 1, 2
+        n: u32,
+        /// normal; 3
+        m: u32,
     }
 
-    fn mixed_ops() -> Vec<WriteOp> {
+    /// users 1..=5; then the groups of [`Setup`].
+    fn group_setup(conn: &Connection) -> Setup {
+        users(conn, 5);
+        let (t, members) = groups::create_temp(conn, 1, b"t", b"", &[2, 3], 10, 5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(members, vec![1, 2, 3]);
+        let (n, members) = groups::create_normal(conn, b"n", b"", &[1, 2], 5).unwrap();
+        assert_eq!(members, vec![1, 2]);
+        let (m, members) = groups::create_normal(conn, b"m", b"", &[3], 5).unwrap();
+        assert_eq!(members, vec![3]);
+        assert_eq!((t, n, m), (6, 7, 8));
+        Setup { t, n, m }
+    }
+
+    /// `new` = the id the first group created by these ops gets.
+    fn mixed_ops(g: Setup, new: u32) -> Vec<WriteOp> {
         vec![
             p2p(1, 2, b"a"),
-            gmsg(1, 1, b"g1", Family::Pc),
+            gmsg(g.t, 1, b"g1", Family::Pc),
             p2p(2, 1, b"b"),
-            WriteOp::HideGroup { user: 2, group: 1 },
+            WriteOp::HideGroup {
+                user: 2,
+                group: g.t,
+            },
             WriteOp::ChangeMembers {
-                group: 1,
+                group: g.t,
                 requester: 1,
                 change_type: 0,
                 users: vec![4, 4, 1],
                 max_members: 10,
             },
-            gmsg(1, 4, b"g2", Family::Ios),
+            gmsg(g.t, 4, b"g2", Family::Ios),
             WriteOp::MarkRead {
                 reader: 2,
                 peer: 1,
@@ -878,12 +892,12 @@ mod tests {
             },
             WriteOp::GroupReadAck {
                 user: 3,
-                group: 1,
+                group: g.t,
                 family: Family::Android,
             },
             p2p(1, 2, b"c"),
             WriteOp::ChangeMembers {
-                group: 1,
+                group: g.t,
                 requester: 2,
                 change_type: 1,
                 users: vec![3],
@@ -903,36 +917,43 @@ mod tests {
                 members: vec![1, 5],
                 max_members: 10,
             },
-            gmsg(4, 1, b"g3", Family::Android),
-            WriteOp::HideGroup { user: 4, group: 2 },
+            gmsg(new, 1, b"g3", Family::Android),
+            WriteOp::HideGroup {
+                user: 4,
+                group: g.n,
+            },
             WriteOp::SetNormalMembers {
-                group: 2,
+                group: g.n,
                 members: vec![2, 3, 4, 3],
             },
             WriteOp::StoreGroupMsgAdmin {
-                group: 2,
+                group: g.n,
                 from: 5,
                 msg_type: 0x11,
                 data: b"notice".as_slice().into(),
             },
             WriteOp::HideRecent { owner: 1, peer: 2 },
             p2p(3, 1, b"d"),
-            WriteOp::DeleteNormalGroup { group: 3 },
+            WriteOp::DeleteNormalGroup { group: g.m },
             WriteOp::CreateNormalGroup {
                 name: b"new".to_vec(),
                 avatar: Vec::new(),
                 members: vec![3, 4],
             },
-            gmsg(1, 2, b"g4", Family::Pc),
+            gmsg(g.t, 2, b"g4", Family::Pc),
         ]
     }
 
     #[test]
     fn fast_path_with_group_ops_matches_job_by_job() {
-        let ops = mixed_ops();
+        let fast_db = crate::store::testutil::mem();
+        let slow_db = crate::store::testutil::mem();
+        let g = group_setup(&fast_db);
+        group_setup(&slow_db);
+        // the first group these ops create takes the next id of the one sequence (B-GRP-20)
+        let new = g.m + 1;
+        let ops = mixed_ops(g, new);
         let batch: Vec<WriteJob<()>> = ops.into_iter().map(|op| WriteJob { op, tag: () }).collect();
-        let fast_db = testutil_mem_with(group_setup);
-        let slow_db = testutil_mem_with(group_setup);
         let mut fast = Vec::new();
         let mut pairs = PairUpdates::default();
         run_batch_fast(&fast_db, &batch, 100, &mut fast, &mut pairs).unwrap();
@@ -949,7 +970,7 @@ mod tests {
             change(4),
             WriteOut::GroupChange {
                 result: 0,
-                group_id: 1,
+                group_id: g.t,
                 listed: vec![4, 1],
                 members_before: vec![1, 2, 3],
                 members_after: vec![1, 2, 3, 4],
@@ -967,7 +988,7 @@ mod tests {
         assert_eq!(
             change(11),
             WriteOut::GroupCreated {
-                group_id: 4,
+                group_id: new,
                 members: vec![5, 1]
             }
         );
@@ -988,7 +1009,7 @@ mod tests {
             change(18),
             WriteOut::GroupChange {
                 result: 0,
-                group_id: 3,
+                group_id: g.m,
                 listed: vec![],
                 members_before: vec![3],
                 members_after: vec![],
@@ -997,56 +1018,50 @@ mod tests {
         assert_eq!(
             change(19),
             WriteOut::GroupCreated {
-                group_id: 5,
+                group_id: new + 1,
                 members: vec![3, 4]
             }
         );
         let c = &fast_db;
-        // group 1: 2 hid it, then g2 un-hid it. 4 joined after g1 and sent g2 from ios: only
-        // g4 is unread in group 1 (pc: g2 is its own); group 2: the admin notice.
+        // group t: 2 hid it, then g2 un-hid it. 4 joined after g1 and sent g2 from ios: only
+        // g4 is unread in group t (pc: g2 is its own); group n: the admin notice.
         assert_eq!(groups::recent_groups_of(c, 2, 10).unwrap().len(), 2);
         for f in [Family::Ios, Family::Pc] {
             assert_eq!(
                 groups::unread_counts(c, 4, f, 150, 10).unwrap(),
-                vec![(1, 1), (2, 1)]
+                vec![(g.t, 1), (g.n, 1)]
             );
         }
         // 3 acked in android after g2: g4 only there, g1 g2 g4 in pc
         assert_eq!(
             groups::unread_counts(c, 3, Family::Android, 150, 10).unwrap(),
-            vec![(1, 1), (2, 1)]
+            vec![(g.t, 1), (g.n, 1)]
         );
         assert_eq!(
             groups::unread_counts(c, 3, Family::Pc, 150, 10).unwrap(),
-            vec![(1, 3), (2, 1)]
+            vec![(g.t, 3), (g.n, 1)]
         );
         assert_eq!(unread::counts(c, 2, Family::Pc, 10).unwrap(), vec![(1, 1)]);
-    }
-
-    fn testutil_mem_with(setup: fn(&Connection)) -> Connection {
-        let c = crate::store::testutil::mem();
-        setup(&c);
-        c
     }
 
     #[test]
     fn a_refused_group_message_fails_alone() {
         let t = TempDb::new("writer-groups");
         let conn = open(&t.path(), DbSync::Normal).unwrap();
-        group_setup(&conn);
+        let g = group_setup(&conn);
         let ops = vec![
-            gmsg(1, 1, b"ok1", Family::Pc),
-            gmsg(1, 5, b"not a member", Family::Pc),
+            gmsg(g.t, 1, b"ok1", Family::Pc),
+            gmsg(g.t, 5, b"not a member", Family::Pc),
             p2p(1, 2, b"p"),
-            gmsg(3, 3, b"ok2", Family::Pc),
-            WriteOp::DeleteNormalGroup { group: 3 },
-            gmsg(3, 3, b"deleted", Family::Pc),
+            gmsg(g.m, 3, b"ok2", Family::Pc),
+            WriteOp::DeleteNormalGroup { group: g.m },
+            gmsg(g.m, 3, b"deleted", Family::Pc),
             WriteOp::SetNormalMembers {
-                group: 1,
+                group: g.t,
                 members: vec![1],
             },
             WriteOp::StoreGroupMsgAdmin {
-                group: 9,
+                group: 99,
                 from: 1,
                 msg_type: 0x11,
                 data: b"no group".as_slice().into(),
@@ -1065,8 +1080,95 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(data, [b"ok1".to_vec(), b"ok2".to_vec()]);
-        assert!(groups::get(&conn, 3).unwrap().unwrap().deleted);
-        assert_eq!(groups::members(&conn, 1).unwrap(), vec![1, 2, 3]);
+        assert!(groups::get(&conn, g.m).unwrap().unwrap().deleted);
+        assert_eq!(groups::members(&conn, g.t).unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn users_and_groups_share_one_id_sequence() {
+        // B-GRP-20 on a new database, all through the writer: user 1, user 2, normal group 3,
+        // user 4, temporary group 5. A refused job gives its id back: the temporary group with
+        // an unknown member and the taken name use up nothing.
+        let t = TempDb::new("writer-ids");
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        let new = |name: &str| {
+            WriteOp::CreateUser(NewUser {
+                name: name.into(),
+                password_hash: "h".into(),
+                ..Default::default()
+            })
+        };
+        let temp = |creator: u32, members: Vec<u32>| WriteOp::CreateTempGroup {
+            creator,
+            name: b"t".to_vec(),
+            avatar: Vec::new(),
+            members,
+            max_members: 10,
+        };
+        let ops = vec![
+            new("a"),
+            new("b"),
+            WriteOp::CreateNormalGroup {
+                name: b"n".to_vec(),
+                avatar: Vec::new(),
+                members: vec![1, 2],
+            },
+            temp(1, vec![42]), // foreign key: rolled back
+            new("a"),          // taken
+            new("c"),
+            temp(4, vec![1]),
+        ];
+        let (replies, _) = run_ops(conn, ops, 64);
+        let r: Vec<_> = replies.into_iter().map(|(_, r)| r).collect();
+        assert!(matches!(r[0], Ok(WriteOut::Created { id: 1 })), "{r:?}");
+        assert!(matches!(r[1], Ok(WriteOut::Created { id: 2 })), "{r:?}");
+        assert_eq!(
+            r[2].as_ref().ok(),
+            Some(&WriteOut::GroupCreated {
+                group_id: 3,
+                members: vec![1, 2]
+            })
+        );
+        assert!(r[3].is_err(), "{r:?}");
+        assert!(matches!(r[4], Err(StoreError::Conflict(_))), "{r:?}");
+        assert!(matches!(r[5], Ok(WriteOut::Created { id: 4 })), "{r:?}");
+        assert_eq!(
+            r[6].as_ref().ok(),
+            Some(&WriteOut::GroupCreated {
+                group_id: 5,
+                members: vec![4, 1]
+            })
+        );
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        let ids = |sql: &str| -> Vec<u32> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(ids("SELECT id FROM users ORDER BY id"), [1, 2, 4]);
+        assert_eq!(ids("SELECT id FROM groups ORDER BY id"), [3, 5]);
+        assert_eq!(ids("SELECT last FROM id_seq"), [5]);
+        // outside the writer, the store functions take the next ids too
+        assert_eq!(
+            users::insert(
+                &conn,
+                &NewUser {
+                    name: "d".into(),
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            6
+        );
+        assert_eq!(
+            groups::create_temp(&conn, 6, b"x", b"", &[], 10, 1)
+                .unwrap()
+                .map(|(id, _)| id),
+            Some(7)
+        );
     }
 
     #[test]
@@ -1125,7 +1227,8 @@ mod tests {
         ];
         let (replies, _) = run_ops(conn, ops, 16);
         let r: Vec<_> = replies.into_iter().map(|(_, r)| r).collect();
-        assert!(matches!(r[0], Ok(WriteOut::Created { id: 3 })));
+        // carol's id follows the group's: one id sequence (B-GRP-20)
+        assert!(matches!(r[0], Ok(WriteOut::Created { id }) if id == g + 1));
         assert!(matches!(r[1], Err(StoreError::Conflict(_))));
         assert!(matches!(r[2], Ok(WriteOut::Done)));
         assert!(matches!(r[3], Err(StoreError::Conflict(_))));
@@ -1136,7 +1239,7 @@ mod tests {
         assert!(matches!(r[8], Err(StoreError::NotFound(_))));
         let conn = open(&t.path(), DbSync::Normal).unwrap();
         assert_eq!(users::by_id(&conn, 1).unwrap().unwrap(), u1);
-        assert_eq!(users::by_id(&conn, 3).unwrap().unwrap().name, "carol");
+        assert_eq!(users::by_id(&conn, g + 1).unwrap().unwrap().name, "carol");
         let d = departs::by_id(&conn, 1).unwrap().unwrap();
         assert_eq!((d.title.as_str(), d.leader_id), ("Head", 3));
         let grp = groups::get(&conn, g).unwrap().unwrap();
