@@ -53,7 +53,7 @@ fn rate_limit_delays_but_never_drops() {
 fn slow_consumer_is_closed_and_others_are_not_delayed() {
     // B-FLOW-1: a recipient that never reads is closed once its queue passes OutBufCap.
     let (srv, ids) = Server::start_with(
-        "OutBufCap=65536\nMaxOutPduSize=16384\nMaxAudioLen=8192\nMsgRateLimit=1000000",
+        "OutBufCap=65536\nMaxOutPduSize=16384\nMaxAudioLen=8192\nMaxTextLen=8192\nMsgRateLimit=1000000",
         &[("alice", "a"), ("bob", "b"), ("carol", "c")],
     );
     let (sa, sb, sc) = (ids[0].to_string(), ids[1].to_string(), ids[2].to_string());
