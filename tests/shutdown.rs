@@ -217,3 +217,51 @@ fn sigterm_mid_window_acknowledges_every_committed_message() {
         bad_rounds.len()
     );
 }
+
+/// A recipient that never reads keeps its deliveries queued in the server; the stop still ends
+/// by `StopTimeout` (the worker closes what it could not flush).
+#[test]
+fn stop_timeout_bounds_the_stop_when_a_client_does_not_read() {
+    const N: u32 = 6000;
+    let (mut srv, ids) = Server::start_with(
+        "StopTimeout=1\nMsgRateLimit=1000000\nOutBufCap=268435456\nDbSync=normal",
+        &[("sender", "s"), ("receiver", "r")],
+    );
+    let (sa, sb) = (ids[0].to_string(), ids[1].to_string());
+    let (_stuck, _) = srv.login("receiver", "r", PC);
+    let (mut sender, _) = srv.login("sender", "s", PC);
+    let payload = "x".repeat(4000);
+    let mut acked = 0;
+    for chunk in 0..N / 100 {
+        let mut buf = Vec::new();
+        for i in chunk * 100..(chunk + 1) * 100 {
+            Pdu::MsgData(MsgData {
+                seq_no: i,
+                from_id: Id::Raw(sa.as_bytes()),
+                to_id: Id::Raw(sb.as_bytes()),
+                create_time: 0,
+                msg_type: 1,
+                msg_data: payload.as_bytes(),
+                attach: b"",
+            })
+            .encode(1, &mut buf);
+        }
+        sender.send_raw(&buf).unwrap();
+        for _ in 0..100 {
+            recv_mc(&mut sender, 3, 2);
+            acked += 1;
+        }
+    }
+    assert_eq!(acked, N);
+    // 24 MB of deliveries to a socket nobody reads: more than the kernel buffers hold.
+    let started = std::time::Instant::now();
+    let pid = srv.pid().expect("server running") as i32;
+    // SAFETY: plain kill(2) on the server child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(srv.wait_exit(), "the server did not exit cleanly");
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "stop took {took:?} with StopTimeout=1"
+    );
+}

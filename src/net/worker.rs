@@ -738,8 +738,8 @@ impl Worker {
                     }
                 }
                 WorkerMsg::StopReading { ack, deadline } => self.stop_reading(&ack, deadline),
-                WorkerMsg::WriterDrained { quiet } => self.stopping().quiet = Some(quiet),
-                WorkerMsg::Shutdown => self.stopping().exit = true,
+                WorkerMsg::WriterDrained { quiet } => self.stop_state().quiet = Some(quiet),
+                WorkerMsg::Shutdown => self.stop_state().exit = true,
             }
         }
     }
@@ -762,7 +762,7 @@ impl Worker {
     }
 
     /// The stop state; a step that arrives without step 1 stops at once.
-    fn stopping(&mut self) -> &mut Stopping {
+    fn stop_state(&mut self) -> &mut Stopping {
         self.stopping.get_or_insert_with(|| Stopping {
             deadline: Instant::now(),
             quiet: None,
