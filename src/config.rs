@@ -97,6 +97,7 @@ pub const KEYS: &[&str] = &[
     "DbBatchMax",
     "DbQueueCap",
     "ReadBufSize",
+    "StopTimeout",
 ];
 
 /// Longest duration any key accepts (one year). Keeps `Instant + Duration` far from overflow.
@@ -205,6 +206,9 @@ pub struct Config {
     pub db_queue_cap: usize,
     /// Bytes read from a socket per `read` call (one buffer per connection).
     pub read_buf_size: usize,
+    /// Graceful stop (SIGTERM/SIGINT): how long the server may take to commit what it was
+    /// given and send those replies before it closes the connections anyway.
+    pub stop_timeout: Duration,
 }
 
 impl Default for Config {
@@ -268,6 +272,7 @@ impl Default for Config {
             db_batch_max: 1024,
             db_queue_cap: 65_536,
             read_buf_size: 65_536,
+            stop_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -687,6 +692,7 @@ impl Config {
             "DbBatchMax" => self.db_batch_max = int(v, 1, 1 << 20)?,
             "DbQueueCap" => self.db_queue_cap = int(v, 1, 1 << 24)?,
             "ReadBufSize" => self.read_buf_size = int(v, 1024, 16 << 20)?,
+            "StopTimeout" => self.stop_timeout = secs(v, 0)?,
             _ => return Err("unknown key".to_string()),
         }
         Ok(())
@@ -757,6 +763,7 @@ impl fmt::Debug for Config {
             .field("db_batch_max", &self.db_batch_max)
             .field("db_queue_cap", &self.db_queue_cap)
             .field("read_buf_size", &self.read_buf_size)
+            .field("stop_timeout", &self.stop_timeout)
             .finish()
     }
 }

@@ -28,6 +28,9 @@
 //! * A 3/1 is acknowledged (3/2) only after its transaction committed, and delivered after that:
 //!   the writer's outlet sends each committed message to the recipient sessions' workers (a group
 //!   message as one shared buffer, one Fanout per worker) in commit order.
+//! * Stop (SIGTERM/SIGINT, [`server::Running::stop`]): workers stop reading, a barrier job
+//!   drains the writer, workers apply the replies it sent (acks, deliveries) and flush, then
+//!   close; so nothing is committed without being acknowledged. Bounded by `StopTimeout`.
 //! * `admin-http` (one mio thread) serves the HTTP admin API; its writes go through the same
 //!   writer, its pushes through the workers' channels.
 //! * [`file`](mod@file): the file role, one mio thread `file-worker` for every file-port connection (so an

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::admin::http::AdminHttp;
 use crate::admin::token::Origin;
@@ -15,11 +16,12 @@ use crate::msfs::Msfs;
 use crate::msg::directory::Directory;
 use crate::msg::file::MsgSide;
 use crate::msg::groups::GroupCache;
-use crate::msg::outlet::WorkerOutlet;
+use crate::msg::outlet::{AdminCache, WorkerOutlet, WriteKind, WriteTag};
 use crate::net::listener::bind_group;
 use crate::net::worker::{Worker, WAKER};
-use crate::net::{Role, WorkerHandle, WorkerMsg, Workers};
+use crate::net::{ConnId, Role, WorkerHandle, WorkerMsg, Workers};
 use crate::state::State;
+use crate::store::writer::{WriteJob, WriteOp};
 use crate::store::{self, departs, groups, readers::Readers, users, writer};
 
 /// Why the server could not start or stopped badly.
@@ -219,8 +221,22 @@ impl Running {
         out.flush()
     }
 
-    /// Graceful stop: workers end, the writer commits what was queued, threads are joined.
+    /// Graceful stop, bounded by `StopTimeout` (README, "Stopping"):
+    ///
+    /// 1. msfs, the admin API and the file role stop; every msg worker stops accepting and
+    ///    reading client input, and says so ([`WorkerMsg::StopReading`]). No request reaches
+    ///    storage after that.
+    /// 2. A barrier job goes through the writer: when it is answered, every write queued before
+    ///    it is committed and its replies (acks, deliveries, other answers) sit in the workers'
+    ///    channels. The workers apply them, wait for their reads in flight, and report once
+    ///    nothing is outstanding ([`WorkerMsg::WriterDrained`]).
+    /// 3. Every worker flushes its output, closes its connections and exits
+    ///    ([`WorkerMsg::Shutdown`]); then the writer and the readers end with the state.
+    ///
+    /// So whatever was committed was also acknowledged (B-MSG-2): a client never resends a
+    /// stored message because the server stopped.
     pub fn stop(mut self) {
+        let deadline = Instant::now() + self.state.cfg.stop_timeout;
         // First msfs and the admin thread: they hold the state (and so the writer's channel)
         // too.
         if let Some(m) = self.msfs.take() {
@@ -235,7 +251,30 @@ impl Running {
         if let Some(r) = self.remote.take() {
             r.stop();
         }
-        for h in self.state.workers().all() {
+        let workers = self.state.workers().clone();
+        let n = workers.all().len();
+        let (ack, acks) = crossbeam_channel::unbounded();
+        for h in workers.all() {
+            h.send(WorkerMsg::StopReading {
+                ack: ack.clone(),
+                deadline,
+            });
+        }
+        let stopped = count_until(&acks, n, deadline);
+        // Run even if a worker did not answer (it died, or StopTimeout passed): bounded too.
+        let drained = writer_barrier(&self.state, deadline);
+        log::info!(target: "server", "stop: {stopped} of {n} workers stopped reading; writer drained: {drained}");
+        let (quiet, quiets) = crossbeam_channel::unbounded();
+        for h in workers.all() {
+            h.send(WorkerMsg::WriterDrained {
+                quiet: quiet.clone(),
+            });
+        }
+        let done = count_until(&quiets, n, deadline);
+        if done < n {
+            log::warn!(target: "server", "stop: StopTimeout reached, {} of {n} workers still waited for storage replies", n - done);
+        }
+        for h in workers.all() {
             h.send(WorkerMsg::Shutdown);
         }
         for t in self.threads.drain(..) {
@@ -249,6 +288,43 @@ impl Running {
             let _ = w.join();
         }
     }
+}
+
+/// Receives up to `n` messages by `deadline`; returns how many came.
+fn count_until<T>(rx: &crossbeam_channel::Receiver<T>, n: usize, deadline: Instant) -> usize {
+    let mut got = 0;
+    while got < n && rx.recv_deadline(deadline).is_ok() {
+        got += 1;
+    }
+    got
+}
+
+/// Queues [`WriteOp::Barrier`] behind every write already queued and waits (by `deadline`) for
+/// its answer, which the writer's outlet sends after the replies of those writes.
+fn writer_barrier(st: &State, deadline: Instant) -> bool {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let job = WriteJob {
+        op: WriteOp::Barrier,
+        tag: WriteTag {
+            conn: ConnId {
+                worker: u16::MAX,
+                slot: 0,
+                generation: 0,
+            },
+            seq: 0,
+            kind: WriteKind::Admin {
+                reply: tx,
+                cache: AdminCache::Nothing,
+                deliver: None,
+            },
+        },
+    };
+    let wait = deadline.saturating_duration_since(Instant::now());
+    if st.writer.send_timeout(job, wait).is_err() {
+        return false;
+    }
+    // Even a failed barrier is answered after the replies of every job before it.
+    rx.recv_deadline(deadline).is_ok()
 }
 
 /// `ttserver run`: start, announce, wait for SIGINT/SIGTERM, stop.

@@ -65,7 +65,20 @@ pub enum WorkerMsg {
     Kick { conn: ConnId, bytes: Shared },
     /// Close the connection at once (B-ADM-6).
     Close { conn: ConnId },
-    /// Stop the worker (graceful shutdown).
+    /// Graceful stop, step 1: stop accepting and reading client input (no new request reaches
+    /// storage from here on), then send the worker's id on `ack`. Storage replies, pushes and
+    /// output go on as before. By `deadline` (`StopTimeout`) the worker closes and exits
+    /// whatever is left.
+    StopReading {
+        ack: Sender<u16>,
+        deadline: std::time::Instant,
+    },
+    /// Graceful stop, step 2: the writer has committed and answered every job queued before
+    /// step 1, so those replies are in this channel ahead of this message. Once none of the
+    /// worker's storage replies is outstanding, it sends its id on `quiet` (once).
+    WriterDrained { quiet: Sender<u16> },
+    /// Graceful stop, step 3 (every worker is quiet, so no more pushes come from other
+    /// workers): flush what is queued, close every connection and exit.
     Shutdown,
 }
 

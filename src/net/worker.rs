@@ -4,6 +4,13 @@
 //! pushes from other threads); expire timers; resume rate-paused connections; flush output;
 //! wake each other worker we sent to, once. Nothing here blocks: storage work leaves through
 //! channels and comes back as [`WorkerMsg::Done`].
+//!
+//! Graceful stop, driven by `server::Running::stop` through this worker's channel: step 1
+//! ([`WorkerMsg::StopReading`]) closes the listeners and stops reading input; the loop goes on
+//! applying storage replies and pushes and flushing output. Step 2
+//! ([`WorkerMsg::WriterDrained`]) asks for a report once no storage reply is outstanding; step
+//! 3 ([`WorkerMsg::Shutdown`]) closes every connection once its output is flushed. At
+//! `StopTimeout` the worker closes everything anyway and logs what was left.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -11,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -38,6 +45,19 @@ const ERROR_FLUSH: Duration = Duration::from_secs(1);
 const KICK_FLUSH: Duration = Duration::from_secs(5);
 /// Login-port connections that send no 1/1 are closed after this (B-LS-1).
 const LOGIN_PORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// At the end of a graceful stop, unread input discarded per connection before its close (a
+/// close with unread input sends RST, which drops output the peer has not received yet).
+const DISCARD_LIMIT: usize = 16 << 20;
+
+/// Where a worker is in the graceful stop (see the module doc).
+struct Stopping {
+    /// `StopTimeout` from the start of the stop: close everything by then.
+    deadline: Instant,
+    /// Step 2 reached, not yet reported: report here once no storage reply is outstanding.
+    quiet: Option<Sender<u16>>,
+    /// Step 3 reached: close every connection once all output is flushed.
+    exit: bool,
+}
 
 enum Frame {
     Consumed,
@@ -64,7 +84,10 @@ pub struct Worker {
     /// This worker's logged-in sessions by user (slab slots), kept beside the shared presence
     /// directory so a group fan-out touches only local state (no lock, no copy per member).
     local: HashMap<u32, Vec<usize>>,
-    stop: bool,
+    /// Set by step 1 of the graceful stop: no more input is read.
+    stopping: Option<Stopping>,
+    /// The loop ends.
+    done: bool,
 }
 
 impl Worker {
@@ -97,14 +120,15 @@ impl Worker {
             scratch,
             fanout_targets: Vec::new(),
             local: HashMap::new(),
-            stop: false,
+            stopping: None,
+            done: false,
         })
     }
 
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         self.touched = vec![false; self.st.workers().all().len()];
-        while !self.stop {
+        while !self.done {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -134,8 +158,9 @@ impl Worker {
             self.resume_paused();
             self.flush_dirty();
             self.wake_touched();
+            self.stop_step();
         }
-        log::debug!(target: "net", "worker {} stopped with {} connections", self.id, self.conns.len());
+        log::debug!(target: "net", "worker {} stopped", self.id);
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -143,7 +168,8 @@ impl Worker {
             return Some(Duration::from_millis(1));
         }
         let now = Instant::now();
-        let next = [self.timers.next(), self.resumes.next()]
+        let stop_at = self.stopping.as_ref().map(|s| s.deadline);
+        let next = [self.timers.next(), self.resumes.next(), stop_at]
             .into_iter()
             .flatten()
             .min();
@@ -252,6 +278,9 @@ impl Worker {
     /// Processes buffered input, then reads until the socket is drained, the read budget is
     /// spent, or the connection is held back.
     fn service(&mut self, slot: usize) {
+        if self.stopping.is_some() {
+            return; // graceful stop: no new request enters (buffered input is dropped)
+        }
         let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
@@ -714,9 +743,97 @@ impl Worker {
                         self.close_now(slot, "closed by the server");
                     }
                 }
-                WorkerMsg::Shutdown => self.stop = true,
+                WorkerMsg::StopReading { ack, deadline } => self.stop_reading(&ack, deadline),
+                WorkerMsg::WriterDrained { quiet } => self.stop_state().quiet = Some(quiet),
+                WorkerMsg::Shutdown => self.stop_state().exit = true,
             }
         }
+    }
+
+    // ---------------------------------------------------------------- graceful stop
+
+    /// Step 1: no new connection, no more input; storage replies and output go on.
+    fn stop_reading(&mut self, ack: &Sender<u16>, deadline: Instant) {
+        for (l, _) in &mut self.listeners {
+            let _ = self.poll.registry().deregister(l);
+        }
+        self.listeners.clear();
+        self.retry.clear();
+        self.stopping.get_or_insert(Stopping {
+            deadline,
+            quiet: None,
+            exit: false,
+        });
+        let _ = ack.send(self.id);
+    }
+
+    /// The stop state; a step that arrives without step 1 stops at once.
+    fn stop_state(&mut self) -> &mut Stopping {
+        self.stopping.get_or_insert_with(|| Stopping {
+            deadline: Instant::now(),
+            quiet: None,
+            exit: false,
+        })
+    }
+
+    /// Storage jobs of this worker's connections whose reply has not been applied yet.
+    fn outstanding_replies(&self) -> usize {
+        self.conns
+            .iter()
+            .filter_map(|(_, c)| c.msg.as_deref())
+            .map(MsgConn::pending_len)
+            .sum()
+    }
+
+    fn unflushed(&self) -> usize {
+        self.conns.iter().filter(|(_, c)| !c.out.is_empty()).count()
+    }
+
+    /// End of each loop iteration while stopping: report quiet (step 2), exit when flushed
+    /// (step 3) or at the deadline.
+    fn stop_step(&mut self) {
+        let Some(s) = self.stopping.as_ref() else {
+            return;
+        };
+        let (deadline, exit) = (s.deadline, s.exit);
+        if s.quiet.is_some() && self.outstanding_replies() == 0 {
+            if let Some(q) = self.stopping.as_mut().and_then(|s| s.quiet.take()) {
+                let _ = q.send(self.id);
+            }
+        }
+        if exit && self.unflushed() == 0 {
+            self.close_all();
+        } else if Instant::now() >= deadline {
+            log::warn!(
+                target: "net",
+                "worker {}: StopTimeout reached with {} storage replies outstanding and {} connections not flushed; closing {} connections",
+                self.id,
+                self.outstanding_replies(),
+                self.unflushed(),
+                self.conns.len()
+            );
+            self.close_all();
+        }
+    }
+
+    /// Closes every connection (its unread input discarded first, so the close is a FIN) and
+    /// ends the loop. Sessions are not logged out one by one: the process is ending.
+    fn close_all(&mut self) {
+        let n = self.conns.len();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for mut c in self.conns.drain() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            discard_input(&mut c.stream, &mut scratch);
+            let counter = match c.role {
+                Role::Login => &self.st.login_conns,
+                Role::Msg => &self.st.msg_conns,
+            };
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.scratch = scratch;
+        self.local.clear();
+        self.done = true;
+        log::debug!(target: "net", "worker {} closed {n} connections at stop", self.id);
     }
 
     fn on_done(&mut self, conn: ConnId, seq: u64, done: Vec<Effect>) {
@@ -879,6 +996,19 @@ impl Worker {
             if let Some(change) = self.st.presence.logout(user, c.id) {
                 notify_watchers(&self.st, change);
             }
+        }
+    }
+}
+
+/// Reads and drops what the peer sent, up to [`DISCARD_LIMIT`] or until nothing is left.
+fn discard_input(stream: &mut mio::net::TcpStream, buf: &mut [u8]) {
+    let mut left = DISCARD_LIMIT;
+    while left > 0 {
+        match stream.read(buf) {
+            Ok(0) => return,
+            Ok(n) => left = left.saturating_sub(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     }
 }

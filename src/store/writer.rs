@@ -123,6 +123,9 @@ pub enum WriteOp {
     },
     /// B-ADM (`PATCH /v1/departments/{id}`) -> `Done`; see `departs::update`.
     UpdateDepart(Depart),
+    /// Changes nothing -> `Done`. Its reply comes after every job queued before it was
+    /// committed and answered: the graceful stop waits on it (`server::Running::stop`).
+    Barrier,
 }
 
 /// The result of a committed [`WriteOp`].
@@ -545,6 +548,7 @@ fn apply(conn: &Connection, op: &WriteOp, time: u32) -> Result<WriteOut, StoreEr
             departs::update(conn, d)?;
             Ok(WriteOut::Done)
         }
+        WriteOp::Barrier => Ok(WriteOut::Done),
     }
 }
 
@@ -628,6 +632,32 @@ mod tests {
             .join()
             .unwrap();
         (rrx.try_iter().collect(), flushes.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_barrier_changes_nothing_and_is_answered_in_queue_order() {
+        let t = TempDb::new("barrier");
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        users(&conn, 2);
+        let ops = vec![
+            p2p(1, 2, b"a"),
+            WriteOp::Barrier,
+            p2p(2, 1, b"b"),
+            WriteOp::Barrier,
+        ];
+        for max_batch in [1, 16] {
+            let conn = open(&t.path(), DbSync::Normal).unwrap();
+            let (replies, _) = run_ops(conn, ops.clone(), max_batch);
+            let tags: Vec<u32> = replies.iter().map(|(t, _)| *t).collect();
+            assert_eq!(tags, vec![0, 1, 2, 3]);
+            assert!(matches!(replies[0].1, Ok(WriteOut::Stored { .. })));
+            assert!(matches!(replies[1].1, Ok(WriteOut::Done)));
+            assert!(matches!(replies[3].1, Ok(WriteOut::Done)));
+        }
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 4);
     }
 
     #[test]

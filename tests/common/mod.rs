@@ -202,6 +202,15 @@ impl Server {
         }
     }
 
+    /// Waits for the server to exit (after a signal the test sent itself, e.g. `libc::kill` on
+    /// [`Server::pid`]); true if it exited successfully.
+    pub fn wait_exit(&mut self) -> bool {
+        match self.child.take() {
+            Some(mut c) => c.wait().unwrap().success(),
+            None => true,
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(c) => c.try_wait().unwrap().is_none(),
