@@ -71,6 +71,9 @@ fn io_err(what: &str) -> impl FnOnce(io::Error) -> ServerError + '_ {
     move |e| ServerError::Io(what.to_string(), e)
 }
 
+/// The 2014 mobile apps read the msg port of 1/2 into a signed 16-bit value (README).
+const MAX_PORT_FOR_2014_APPS: u16 = 32767;
+
 /// Opens storage, binds every listener and starts the threads. Prints the `listening` lines
 /// and `ready` on stdout (architecture.md section 5).
 pub fn start(cfg: Config) -> Result<Running, ServerError> {
@@ -212,6 +215,14 @@ impl Running {
     pub fn announce(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "listening login {}", self.login_addr)?;
         writeln!(out, "listening msg {}", self.msg_addr)?;
+        // Not for an ephemeral port (0 in the conf: tests and trials).
+        if self.state.cfg.msg_listen.port() != 0 && self.msg_addr.port() > MAX_PORT_FOR_2014_APPS {
+            log::warn!(
+                target: "server",
+                "msg port {} is above {MAX_PORT_FOR_2014_APPS}: the 2014 mobile apps read it as a signed 16-bit number and cannot connect",
+                self.msg_addr.port()
+            );
+        }
         if let Some(a) = self.file_addr {
             writeln!(out, "listening file {a}")?;
         }
