@@ -148,6 +148,10 @@ fn login_then_the_whole_burst_on_one_connection() {
     // The connection is still open: the heartbeat behind the burst is answered.
     let f = recv(&mut app);
     assert_eq!((f.module_command(), f.header.reserved), ((7, 1), 5));
+    // The empty 2/1 was counted as a short request, and nothing was a protocol error.
+    let stats = srv.http().ok("GET", "/v1/stats", None, 200);
+    assert_eq!(stats["counters"]["short_requests"], 1, "{stats}");
+    assert_eq!(stats["counters"]["proto_errors"], 0, "{stats}");
 
     // And it chats: the app's 3/1 (its own clock in create_time) is acked and delivered with
     // the server's time.

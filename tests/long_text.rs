@@ -127,3 +127,26 @@ fn group_text_of_max_len_fans_out_and_is_stored() {
     let msgs: Vec<&[u8]> = r.msgs.iter().map(|m| m.msg_data).collect();
     assert_eq!(msgs, vec![&long[..]]);
 }
+
+#[test]
+fn admin_message_of_max_len_is_stored_and_delivered() {
+    let (srv, ids) = Server::start(&[("alice", "a"), ("bob", "b")]);
+    let (a, b) = (ids[0], ids[1]);
+    let (mut bob, _) = srv.login("bob", "b", PC);
+    let mut h = srv.http();
+    let long = String::from_utf8(chinese(MAX_TEXT)).unwrap();
+    let over = String::from_utf8(chinese(MAX_TEXT + 1)).unwrap();
+    let (st, _) = h.req(
+        "POST",
+        "/v1/messages",
+        Some(serde_json::json!({"from": a, "to_user": b, "text": over})),
+    );
+    assert_eq!(st, 400);
+    h.ok(
+        "POST",
+        "/v1/messages",
+        Some(serde_json::json!({"from": a, "to_user": b, "text": long})),
+        200,
+    );
+    assert_eq!(delivered(&mut bob), long.as_bytes());
+}
