@@ -16,10 +16,10 @@ use crate::msfs::Msfs;
 use crate::msg::directory::Directory;
 use crate::msg::file::MsgSide;
 use crate::msg::groups::GroupCache;
-use crate::msg::outlet::{AdminCache, WorkerOutlet, WriteKind, WriteTag};
+use crate::msg::outlet::{AdminCache, WorkerOutlet, WriteTag};
 use crate::net::listener::bind_group;
 use crate::net::worker::{Worker, WAKER};
-use crate::net::{ConnId, Role, WorkerHandle, WorkerMsg, Workers};
+use crate::net::{Role, WorkerHandle, WorkerMsg, Workers};
 use crate::state::State;
 use crate::store::writer::{WriteJob, WriteOp};
 use crate::store::{self, departs, groups, readers::Readers, users, writer};
@@ -316,19 +316,7 @@ fn writer_barrier(st: &State, deadline: Instant) -> bool {
     let (tx, rx) = crossbeam_channel::bounded(1);
     let job = WriteJob {
         op: WriteOp::Barrier,
-        tag: WriteTag {
-            conn: ConnId {
-                worker: u16::MAX,
-                slot: 0,
-                generation: 0,
-            },
-            seq: 0,
-            kind: WriteKind::Admin {
-                reply: tx,
-                cache: AdminCache::Nothing,
-                deliver: None,
-            },
-        },
+        tag: WriteTag::admin(tx, AdminCache::Nothing, None),
     };
     let wait = deadline.saturating_duration_since(Instant::now());
     if st.writer.send_timeout(job, wait).is_err() {

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use ttserver::client::Client;
 use ttserver::proto::group::{CreateTempGroupRequest, GroupUnreadMsgRequest};
-use ttserver::proto::msg::{MsgData, UnreadMsgRequest};
+use ttserver::proto::msg::UnreadMsgRequest;
 use ttserver::proto::{Id, Pdu};
 
 /// Default `MaxTextLen`.
@@ -18,19 +18,6 @@ fn chinese(len: usize) -> Vec<u8> {
     let mut s = "你好".repeat(len / 6).into_bytes();
     s.resize(len, b'!');
     s
-}
-
-fn text(from: u32, to: u32, msg_type: u8, seq: u32, body: &[u8]) -> Vec<u8> {
-    Pdu::MsgData(MsgData {
-        seq_no: seq,
-        from_id: Id::Num(from),
-        to_id: Id::Num(to),
-        create_time: 0,
-        msg_type,
-        msg_data: body,
-        attach: b"",
-    })
-    .to_frame(seq as u16)
 }
 
 /// The payload of the next 3/1 delivered to `c`.
@@ -52,10 +39,10 @@ fn p2p_text_of_max_len_everywhere_and_one_more_byte_rejected() {
 
     // One byte over: no ack, nothing delivered (B-MSG-1); the connection stays open.
     alice
-        .send_raw(&text(a, b, 0x01, 1, &chinese(MAX_TEXT + 1)))
+        .send_raw(&msg_frame(a, b, 0x01, 1, &chinese(MAX_TEXT + 1)))
         .unwrap();
     // Exactly MaxTextLen: acked (and the ack comes first, so the one above had none).
-    alice.send_raw(&text(a, b, 0x01, 2, &long)).unwrap();
+    alice.send_raw(&msg_frame(a, b, 0x01, 2, &long)).unwrap();
     let ack = recv(&mut alice);
     assert_eq!((ack.module_command(), ack.header.reserved), ((3, 2), 2));
     assert_eq!(delivered(&mut bob), long);
@@ -104,9 +91,9 @@ fn group_text_of_max_len_fans_out_and_is_stored() {
 
     let long = chinese(MAX_TEXT);
     alice
-        .send_raw(&text(a, g, 0x11, 2, &chinese(MAX_TEXT + 1)))
+        .send_raw(&msg_frame(a, g, 0x11, 2, &chinese(MAX_TEXT + 1)))
         .unwrap();
-    alice.send_raw(&text(a, g, 0x11, 3, &long)).unwrap();
+    alice.send_raw(&msg_frame(a, g, 0x11, 3, &long)).unwrap();
     let ack = recv(&mut alice);
     assert_eq!((ack.module_command(), ack.header.reserved), ((3, 2), 3));
     assert_eq!(delivered(&mut bob), long);

@@ -16,7 +16,6 @@ use common::*;
 use serde_json::{json, Value};
 use ttserver::client::Client;
 use ttserver::proto::group::{ChangeMemberRequest, CreateTempGroupRequest};
-use ttserver::proto::msg::MsgData;
 use ttserver::proto::{Id, Pdu};
 
 fn worker_sessions(h: &mut Http) -> Vec<u64> {
@@ -65,22 +64,9 @@ fn setup(srv: &Server, others: &[&str]) -> (Http, Client, Vec<Client>) {
     (h, alice, others)
 }
 
-fn msg(from: u32, to: u32, msg_type: u8, seq: u32, body: &[u8]) -> Vec<u8> {
-    Pdu::MsgData(MsgData {
-        seq_no: seq,
-        from_id: Id::Num(from),
-        to_id: Id::Num(to),
-        create_time: 0,
-        msg_type,
-        msg_data: body,
-        attach: b"",
-    })
-    .to_frame(seq as u16)
-}
-
 /// `from` sends `body` to group `g`; it is acked (the sender is a member).
 fn group_send(c: &mut Client, from: u32, g: u32, seq: u32, body: &[u8]) {
-    c.send_raw(&msg(from, g, 0x11, seq, body)).unwrap();
+    c.send_raw(&msg_frame(from, g, 0x11, seq, body)).unwrap();
     let ack = recv_mc(c, 3, 2);
     assert_eq!(ack.header.reserved, seq as u16);
 }
@@ -88,7 +74,8 @@ fn group_send(c: &mut Client, from: u32, g: u32, seq: u32, body: &[u8]) {
 /// `from` sends to group `g` and is refused: no ack comes before the answer to the heartbeat
 /// sent behind it (B-GEN-1).
 fn group_send_refused(c: &mut Client, from: u32, g: u32, seq: u32) {
-    c.send_raw(&msg(from, g, 0x11, seq, b"refused")).unwrap();
+    c.send_raw(&msg_frame(from, g, 0x11, seq, b"refused"))
+        .unwrap();
     c.send(&Pdu::Heartbeat, 0x7777).unwrap();
     loop {
         let f = recv(c);
@@ -113,7 +100,7 @@ fn next_msg(c: &mut Client) -> (u32, Vec<u8>) {
 fn reaches(alice: &mut Client, a: u32, g: u32, c: &mut Client, u: u32, seq: u32) -> bool {
     group_send(alice, a, g, seq, b"to the group");
     alice
-        .send_raw(&msg(a, u, 0x01, seq + 1, b"direct"))
+        .send_raw(&msg_frame(a, u, 0x01, seq + 1, b"direct"))
         .unwrap();
     recv_mc(alice, 3, 2);
     let first = next_msg(c);

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use common::*;
 use ttserver::client::{Client, ClientError};
-use ttserver::proto::msg::{MsgData, UnreadMsgRequest};
+use ttserver::proto::msg::UnreadMsgRequest;
 use ttserver::proto::{Id, Pdu};
 
 /// Unacknowledged 3/1s the sender keeps in flight.
@@ -23,17 +23,8 @@ fn body(seq: u32) -> String {
 }
 
 fn encode(from: &str, to: &str, seq: u32, out: &mut Vec<u8>) {
-    let data = body(seq);
-    Pdu::MsgData(MsgData {
-        seq_no: seq,
-        from_id: Id::Raw(from.as_bytes()),
-        to_id: Id::Raw(to.as_bytes()),
-        create_time: 0,
-        msg_type: 1,
-        msg_data: data.as_bytes(),
-        attach: b"",
-    })
-    .encode(1, out);
+    let id = |s: &str| s.parse::<u32>().unwrap();
+    out.extend(msg_frame(id(from), id(to), 1, seq, body(seq).as_bytes()));
 }
 
 /// Whether a receive error is the end of the connection (EOF, or a reset after the data).
@@ -227,7 +218,6 @@ fn stop_timeout_bounds_the_stop_when_a_client_does_not_read() {
         "StopTimeout=1\nMsgRateLimit=1000000\nOutBufCap=268435456\nDbSync=normal",
         &[("sender", "s"), ("receiver", "r")],
     );
-    let (sa, sb) = (ids[0].to_string(), ids[1].to_string());
     let (_stuck, _) = srv.login("receiver", "r", PC);
     let (mut sender, _) = srv.login("sender", "s", PC);
     let payload = "x".repeat(4000);
@@ -235,16 +225,7 @@ fn stop_timeout_bounds_the_stop_when_a_client_does_not_read() {
     for chunk in 0..N / 100 {
         let mut buf = Vec::new();
         for i in chunk * 100..(chunk + 1) * 100 {
-            Pdu::MsgData(MsgData {
-                seq_no: i,
-                from_id: Id::Raw(sa.as_bytes()),
-                to_id: Id::Raw(sb.as_bytes()),
-                create_time: 0,
-                msg_type: 1,
-                msg_data: payload.as_bytes(),
-                attach: b"",
-            })
-            .encode(1, &mut buf);
+            buf.extend(msg_frame(ids[0], ids[1], 1, i, payload.as_bytes()));
         }
         sender.send_raw(&buf).unwrap();
         for _ in 0..100 {

@@ -104,6 +104,30 @@ pub struct WriteTag {
     pub kind: WriteKind,
 }
 
+impl WriteTag {
+    /// The tag of a write whose result goes back on `reply`, not to a connection (the admin
+    /// API, the stop's barrier): its `conn` names no worker.
+    pub fn admin(
+        reply: crossbeam_channel::Sender<Result<WriteOut, StoreError>>,
+        cache: AdminCache,
+        deliver: Option<AdminDelivery>,
+    ) -> WriteTag {
+        WriteTag {
+            conn: ConnId {
+                worker: u16::MAX,
+                slot: 0,
+                generation: 0,
+            },
+            seq: 0,
+            kind: WriteKind::Admin {
+                reply,
+                cache,
+                deliver,
+            },
+        }
+    }
+}
+
 /// Submits a write job for this connection (pending slot + writer queue).
 pub fn submit_write(cx: &Ctx<'_>, mc: &mut MsgConn, op: WriteOp, kind: WriteKind) -> Step {
     let seq = mc.begin_job(true);
@@ -490,20 +514,7 @@ mod admin_tests {
         result: Result<WriteOut, StoreError>,
     ) -> Result<WriteOut, StoreError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let tag = WriteTag {
-            conn: ConnId {
-                worker: u16::MAX,
-                slot: 0,
-                generation: 0,
-            },
-            seq: 0,
-            kind: WriteKind::Admin {
-                reply: tx,
-                cache,
-                deliver: None,
-            },
-        };
-        o.reply(tag, result);
+        o.reply(WriteTag::admin(tx, cache, None), result);
         o.flush();
         rx.try_recv().unwrap()
     }

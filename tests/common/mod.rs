@@ -338,3 +338,18 @@ pub fn check_shared_copy(name: &str, in_repo: &str) {
         Err(e) => panic!("CI: {} not readable: {e}", shared.display()),
     }
 }
+
+/// A 3/1 as a client writes it: `create_time` 0, no `attach`, `reserved` = `seq` (truncated).
+pub fn msg_frame(from: u32, to: u32, msg_type: u8, seq: u32, body: &[u8]) -> Vec<u8> {
+    use ttserver::proto::{msg::MsgData, Id, Pdu};
+    Pdu::MsgData(MsgData {
+        seq_no: seq,
+        from_id: Id::Num(from),
+        to_id: Id::Num(to),
+        create_time: 0,
+        msg_type,
+        msg_data: body,
+        attach: b"",
+    })
+    .to_frame(seq as u16)
+}

@@ -13,8 +13,8 @@ use crate::admin::check::{self, GROUP_NAME_MAX, LABEL_MAX, LOGIN_NAME_MAX};
 use crate::auth::password;
 use crate::msg::chat::{Delivery, GROUP_TEXT, P2P_TEXT};
 use crate::msg::directory::Directory;
-use crate::msg::outlet::{AdminCache, AdminDelivery, WriteKind, WriteTag};
-use crate::net::{ConnId, Shared, WorkerMsg};
+use crate::msg::outlet::{AdminCache, AdminDelivery, WriteTag};
+use crate::net::{Shared, WorkerMsg};
 use crate::proto::group::{NormalGroupCreatedNotify, NormalGroupMembersChangedNotify};
 use crate::proto::{Id, Pdu};
 use crate::state::State;
@@ -276,21 +276,8 @@ impl Api {
         op: WriteOp,
         deliver: Option<AdminDelivery>,
     ) -> Result<WriteOut, ApiError> {
-        let cache = AdminCache::of(&op);
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let tag = WriteTag {
-            conn: ConnId {
-                worker: u16::MAX,
-                slot: 0,
-                generation: 0,
-            },
-            seq: 0,
-            kind: WriteKind::Admin {
-                reply: tx,
-                cache,
-                deliver,
-            },
-        };
+        let tag = WriteTag::admin(tx, AdminCache::of(&op), deliver);
         self.st
             .writer
             .send(WriteJob { op, tag })
