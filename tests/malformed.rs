@@ -164,6 +164,42 @@ fn requests_ending_at_a_field_boundary_are_served() {
 }
 
 #[test]
+fn requests_before_a_bad_frame_are_still_answered() {
+    // P-11 with B-GEN-1: what the server accepted before the bad frame is answered (storage
+    // reads in flight included), then the connection closes; nothing behind it is processed.
+    let (srv, _) = Server::start(&[("alice", "a")]);
+    for round in 0..20u16 {
+        let (mut c, _) = srv.login("alice", "a", PC);
+        let mut burst = Vec::new();
+        for (i, (m, cmd)) in [(2u16, 18u16), (2, 14), (2, 1), (3, 7), (5, 1)]
+            .iter()
+            .enumerate()
+        {
+            let mut h = header(12, *m, *cmd);
+            h[10..12].copy_from_slice(&(round * 16 + i as u16).to_be_bytes());
+            burst.extend(h);
+        }
+        burst.extend(header(11, 7, 1)); // length < 12
+        burst.extend(header(12, 3, 5)); // behind the bad frame: never answered
+        c.send_raw(&burst).unwrap();
+        for (i, mc) in [(2u16, 19u16), (2, 15), (2, 3), (3, 8), (5, 2)]
+            .iter()
+            .enumerate()
+        {
+            let f = c
+                .recv()
+                .unwrap_or_else(|e| panic!("round {round}: reply {i} lost: {e}"));
+            assert_eq!(
+                (f.module_command(), f.header.reserved),
+                (*mc, round * 16 + i as u16),
+                "round {round}"
+            );
+        }
+        c.expect_closed().unwrap();
+    }
+}
+
+#[test]
 fn unknown_commands_are_skipped_and_the_connection_stays() {
     // P-12: unknown M/C, wrong direction (2/3 from a client), other port (6/1 on msg), 7/53.
     let (srv, _) = Server::start(&[("alice", "a")]);

@@ -50,6 +50,9 @@ pub enum Hold {
     Waiting,
     /// Rate-limited until the given instant (B-MSG-6).
     Paused(Instant),
+    /// A protocol error (P-11): no more input; the requests accepted before it still get
+    /// their replies (B-GEN-1), then the connection closes once flushed.
+    Failed,
 }
 
 pub struct Conn {

@@ -298,7 +298,7 @@ impl Worker {
                     return;
                 };
                 let rest = buf.get(used..).unwrap_or_default();
-                if !rest.is_empty() {
+                if !rest.is_empty() && !conn.closing && conn.hold != Hold::Failed {
                     conn.inbuf = rest.to_vec();
                 }
                 if !go_on {
@@ -339,7 +339,7 @@ impl Worker {
                         let (used, _) = self.process(slot, data);
                         if let Some(c) = self.conns.get_mut(slot) {
                             if let Some(rest) = data.get(used..) {
-                                if !rest.is_empty() && !c.closing {
+                                if !rest.is_empty() && !c.closing && c.hold != Hold::Failed {
                                     c.inbuf.extend_from_slice(rest);
                                 }
                             }
@@ -544,7 +544,25 @@ impl Worker {
                 .unwrap_or_default();
             log::warn!(target: "net", "conn={:?} peer={} protocol error {mc}: {e}", c.id, c.peer);
         }
-        self.close_after_flush(slot, ERROR_FLUSH);
+        if self.pending_replies(slot) == 0 {
+            self.close_after_flush(slot, ERROR_FLUSH);
+            return;
+        }
+        // Storage jobs of earlier requests are still out: their replies go first (on_done
+        // closes when the last one is applied), within ERROR_FLUSH.
+        if let Some(c) = self.conns.get_mut(slot) {
+            c.hold = Hold::Failed;
+            c.inbuf = Vec::new();
+        }
+        self.set_deadline(slot, Instant::now() + ERROR_FLUSH);
+    }
+
+    /// Requests of this connection still waiting for a storage reply (msg port).
+    fn pending_replies(&self, slot: usize) -> usize {
+        self.conns
+            .get(slot)
+            .and_then(|c| c.msg.as_deref())
+            .map_or(0, MsgConn::pending_len)
     }
 
     // ---------------------------------------------------------------- effects
@@ -856,7 +874,11 @@ impl Worker {
         }
         let ready = mc.take_ready();
         self.apply(slot, ready);
-        if let Some(c) = self.conns.get_mut(slot) {
+        let failed_and_answered = self.conns.get(slot).is_some_and(|c| c.hold == Hold::Failed)
+            && self.pending_replies(slot) == 0;
+        if failed_and_answered {
+            self.close_after_flush(slot, ERROR_FLUSH);
+        } else if let Some(c) = self.conns.get_mut(slot) {
             if c.hold == Hold::Waiting && !c.closing {
                 c.hold = Hold::None;
                 self.service(slot);
@@ -895,7 +917,7 @@ impl Worker {
                 self.timers.arm(c.deadline, key);
                 continue;
             }
-            let reason = if c.closing {
+            let reason = if c.closing || c.hold == Hold::Failed {
                 "flush limit reached"
             } else {
                 match c.msg.as_deref() {
