@@ -45,6 +45,9 @@ const ERROR_FLUSH: Duration = Duration::from_secs(1);
 const KICK_FLUSH: Duration = Duration::from_secs(5);
 /// Login-port connections that send no 1/1 are closed after this (B-LS-1).
 const LOGIN_PORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection's input buffer keeps at most this much spare capacity after its frames were
+/// consumed (larger ones are shrunk to what is left).
+const KEEP_INBUF_CAPACITY: usize = 64 << 10;
 /// At the end of a graceful stop, unread input discarded per connection before its close (a
 /// close with unread input sends RST, which drops output the peer has not received yet).
 const DISCARD_LIMIT: usize = 16 << 20;
@@ -292,14 +295,23 @@ impl Worker {
                 return;
             }
             if !conn.inbuf.is_empty() {
-                let buf = std::mem::take(&mut conn.inbuf);
+                // Processed in place: the buffer goes back without a copy, minus the consumed
+                // prefix (dropped once per batch of frames, not once per read), so a read
+                // while a large PDU is still incomplete costs only its new bytes.
+                let mut buf = std::mem::take(&mut conn.inbuf);
                 let (used, go_on) = self.process(slot, &buf);
                 let Some(conn) = self.conns.get_mut(slot) else {
                     return;
                 };
-                let rest = buf.get(used..).unwrap_or_default();
-                if !rest.is_empty() && !conn.closing && conn.hold != Hold::Failed {
-                    conn.inbuf = rest.to_vec();
+                if used < buf.len() && !conn.closing && conn.hold != Hold::Failed {
+                    if used > 0 {
+                        buf.drain(..used);
+                        // A large PDU's capacity is not kept for a small remainder (B-FLOW-3).
+                        if buf.capacity() > KEEP_INBUF_CAPACITY && buf.capacity() > 4 * buf.len() {
+                            buf.shrink_to_fit();
+                        }
+                    }
+                    conn.inbuf = buf;
                 }
                 if !go_on {
                     return;
