@@ -59,6 +59,7 @@ pub const KEYS: &[&str] = &[
     "PasswordHashCost",
     "MaxConnCnt",
     "MaxPduSize",
+    "MaxPduSizeBeforeLogin",
     "MaxOutPduSize",
     "MaxTextLen",
     "MaxAudioLen",
@@ -159,6 +160,8 @@ pub struct Config {
     pub password_hash_cost: HashCost,
     pub max_conn_cnt: usize,
     pub max_pdu_size: u32,
+    /// Largest PDU accepted before a connection has logged in (login port: always).
+    pub max_pdu_size_before_login: u32,
     pub max_out_pdu_size: u32,
     pub max_text_len: u32,
     pub max_audio_len: u32,
@@ -234,6 +237,7 @@ impl Default for Config {
             password_hash_cost: HashCost::Default,
             max_conn_cnt: 100_000,
             max_pdu_size: 1_048_576,
+            max_pdu_size_before_login: 4096,
             max_out_pdu_size: 409_600,
             max_text_len: 65_536,
             max_audio_len: 102_400,
@@ -652,6 +656,9 @@ impl Config {
             }
             "MaxConnCnt" => self.max_conn_cnt = int(v, 1, 10_000_000)?,
             "MaxPduSize" => self.max_pdu_size = int(v, PDU_HEADER_LEN, PDU_LIMIT)?,
+            "MaxPduSizeBeforeLogin" => {
+                self.max_pdu_size_before_login = int(v, PDU_HEADER_LEN, PDU_LIMIT)?
+            }
             "MaxOutPduSize" => self.max_out_pdu_size = int(v, PDU_HEADER_LEN, PDU_LIMIT)?,
             "MaxTextLen" => self.max_text_len = int(v, 1, PDU_LIMIT)?,
             "MaxAudioLen" => self.max_audio_len = int(v, 5, PDU_LIMIT)?,
@@ -722,6 +729,7 @@ impl fmt::Debug for Config {
             .field("password_hash_cost", &self.password_hash_cost)
             .field("max_conn_cnt", &self.max_conn_cnt)
             .field("max_pdu_size", &self.max_pdu_size)
+            .field("max_pdu_size_before_login", &self.max_pdu_size_before_login)
             .field("max_out_pdu_size", &self.max_out_pdu_size)
             .field("max_text_len", &self.max_text_len)
             .field("max_audio_len", &self.max_audio_len)

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use ttserver::client::Client;
 use ttserver::proto::msg::MsgData;
@@ -197,6 +199,46 @@ fn requests_before_a_bad_frame_are_still_answered() {
         }
         c.expect_closed().unwrap();
     }
+}
+
+#[test]
+fn large_pdus_before_login_are_refused_at_the_header() {
+    // MaxPduSizeBeforeLogin (default 4096): a header claiming more, before the connection's
+    // login request, is a protocol error at once, on every port, before any body is buffered.
+    // 100 such connections that then hold their sockets open are all closed by the server.
+    let (srv, ids) = Server::start(&[("alice", "a"), ("bob", "b")]);
+    let mut held = Vec::new();
+    for (i, addr) in [srv.msg, srv.login, srv.file]
+        .iter()
+        .cycle()
+        .take(100)
+        .enumerate()
+    {
+        let mut c = Client::connect(*addr).unwrap();
+        let m = [3u16, 1, 6][i % 3];
+        c.send_raw(&header(1_000_000, m, 1)).unwrap();
+        held.push(c);
+    }
+    let mut h = srv.http();
+    wait_until(
+        "every oversized pre-login connection closed",
+        Duration::from_secs(10),
+        || {
+            let v = h.ok("GET", "/v1/stats", None, 200);
+            v["connections"]["msg"] == 0
+                && v["connections"]["login"] == 0
+                && v["counters"]["proto_errors"] == 100
+        },
+    );
+    for mut c in held {
+        c.expect_closed().unwrap();
+    }
+    // After login the full MaxPduSize applies: a 3/1 of 8,000 bytes is stored and acked.
+    let (mut alice, _) = srv.login("alice", "a", PC);
+    alice
+        .send_raw(&msg_frame(ids[0], ids[1], 0x01, 1, &[b'x'; 8000]))
+        .unwrap();
+    recv_mc(&mut alice, 3, 2);
 }
 
 #[test]

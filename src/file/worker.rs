@@ -100,6 +100,8 @@ pub struct FileWorker {
     resume: Vec<Cid>,
     scratch: Vec<u8>,
     max_pdu: u32,
+    /// `MaxPduSizeBeforeLogin`: the limit until the connection's 6/1 succeeded.
+    max_pdu_before_login: u32,
     max_conns: usize,
     out_cap: usize,
     login_timeout: Duration,
@@ -135,6 +137,7 @@ impl FileWorker {
             resume: Vec::new(),
             scratch: vec![0u8; 256 * 1024],
             max_pdu: cfg.max_pdu_size,
+            max_pdu_before_login: cfg.max_pdu_size_before_login,
             max_conns: cfg.max_conn_cnt,
             out_cap: cfg.out_buf_cap,
             login_timeout: cfg.login_timeout,
@@ -344,7 +347,14 @@ impl FileWorker {
                 break false;
             }
             let rest = buf.get(pos..).unwrap_or_default();
-            let header = match frame::check(rest, self.max_pdu) {
+            // Before its 6/1 succeeded a connection may send only small PDUs (P-5).
+            let logged_in = self.cid(slot).is_some_and(|cid| self.core.logged_in(cid));
+            let max = if logged_in {
+                self.max_pdu
+            } else {
+                self.max_pdu.min(self.max_pdu_before_login)
+            };
+            let header = match frame::check(rest, max) {
                 Ok(Some(h)) => h,
                 Ok(None) => break true,
                 Err(e) => {

@@ -412,11 +412,10 @@ impl Worker {
     /// Handles the whole PDUs at the front of `buf`. Returns the bytes consumed and whether
     /// the caller may go on reading (false: held back or closed).
     fn process(&mut self, slot: usize, buf: &[u8]) -> (usize, bool) {
-        let max = self.st.cfg.max_pdu_size;
         let mut pos = 0;
         loop {
             let rest = buf.get(pos..).unwrap_or_default();
-            let header = match frame::check(rest, max) {
+            let header = match frame::check(rest, self.frame_limit(slot)) {
                 Ok(Some(h)) => h,
                 Ok(None) => return (pos, true),
                 Err(e) => {
@@ -436,6 +435,24 @@ impl Worker {
             if self.conns.get(slot).is_none_or(|c| c.closing) {
                 return (pos, false);
             }
+        }
+    }
+
+    /// The largest PDU this connection may send now (P-5): `MaxPduSizeBeforeLogin` until it
+    /// has sent its 1/3 (always on the login port), so a peer that never logs in cannot make
+    /// the server buffer `MaxPduSize` bytes. From the 1/3 on the full limit applies: a client
+    /// may pipeline a long 3/1 behind its 1/3, and it waits for the verdict (B-GEN-1).
+    fn frame_limit(&self, slot: usize) -> u32 {
+        let cfg = &self.st.cfg;
+        let past_login_request = self
+            .conns
+            .get(slot)
+            .and_then(|c| c.msg.as_deref())
+            .is_some_and(|m| m.phase != Phase::Fresh);
+        if past_login_request {
+            cfg.max_pdu_size
+        } else {
+            cfg.max_pdu_size.min(cfg.max_pdu_size_before_login)
         }
     }
 
