@@ -82,10 +82,3 @@ impl State {
             .unwrap_or_else(|| NONE.get_or_init(Workers::default))
     }
 }
-
-/// Now in Unix seconds (the server clock, B-GEN-3).
-pub fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-}
