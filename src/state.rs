@@ -8,10 +8,10 @@ use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::auth::throttle::LoginThrottle;
-use crate::auth::tokens::TokenRegistry;
+use crate::auth::token_registry::TokenRegistry;
 use crate::config::Config;
 use crate::msg::directory::Directory;
-use crate::msg::groups::GroupCache;
+use crate::msg::group_cache::GroupCache;
 use crate::msg::outlet::WriteTag;
 use crate::msg::presence::Presence;
 use crate::net::Workers;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::presence::{Class, SessionRef, LEAVE, ONLINE};
 use super::{Ctx, Effect, MsgConn, Phase, Session, Step};
 use crate::auth::password;
-use crate::auth::token::new_token;
+use crate::auth::token_gen::new_token;
 use crate::clock::unix_now;
 use crate::net::{ConnId, WorkerMsg};
 use crate::proto::login::{KickUser, LoginOk, LoginRequest, LoginResponse};
