@@ -49,6 +49,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod file;
 pub mod login;

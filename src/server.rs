@@ -15,7 +15,7 @@ use crate::file::{FileDeps, FileRole};
 use crate::msfs::Msfs;
 use crate::msg::directory::Directory;
 use crate::msg::file::MsgSide;
-use crate::msg::groups::GroupCache;
+use crate::msg::group_cache::GroupCache;
 use crate::msg::outlet::{AdminCache, WorkerOutlet, WriteTag};
 use crate::net::listener::bind_group;
 use crate::net::worker::{Worker, WAKER};

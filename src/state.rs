@@ -8,10 +8,10 @@ use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::auth::throttle::LoginThrottle;
-use crate::auth::tokens::TokenRegistry;
+use crate::auth::token_registry::TokenRegistry;
 use crate::config::Config;
 use crate::msg::directory::Directory;
-use crate::msg::groups::GroupCache;
+use crate::msg::group_cache::GroupCache;
 use crate::msg::outlet::WriteTag;
 use crate::msg::presence::Presence;
 use crate::net::Workers;
@@ -81,11 +81,4 @@ impl State {
             .get()
             .unwrap_or_else(|| NONE.get_or_init(Workers::default))
     }
-}
-
-/// Now in Unix seconds (the server clock, B-GEN-3).
-pub fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }

@@ -10,7 +10,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::args::{parse_u32, Parsed};
 use super::check::{self, GROUP_NAME_MAX};
 use super::AdminError;
-use crate::store::{groups, now_secs, StoreError};
+use crate::clock::unix_now;
+use crate::store::{groups, StoreError};
 
 /// `MaxNormalGroupMembers` at its behaviour.md default: the CLI reads no conf keys beyond the
 /// DataDir, so it applies the default.
@@ -100,7 +101,7 @@ pub(super) fn add(conn: &mut Connection, a: &AddArgs<'_>) -> Result<u32, AdminEr
         a.name.as_bytes(),
         a.avatar.as_bytes(),
         &a.members,
-        now_secs(),
+        unix_now(),
     )?;
     tx.commit()?;
     Ok(id)
@@ -110,7 +111,7 @@ pub(super) fn add(conn: &mut Connection, a: &AddArgs<'_>) -> Result<u32, AdminEr
 pub(super) fn set_members(conn: &mut Connection, a: &MembersArgs) -> Result<usize, AdminError> {
     check_count(&a.members)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let change = groups::set_normal_members(&tx, a.group, &a.members, now_secs())?;
+    let change = groups::set_normal_members(&tx, a.group, &a.members, unix_now())?;
     tx.commit()?;
     Ok(change.members_after.len())
 }

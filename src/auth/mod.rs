@@ -1,9 +1,10 @@
-//! Authentication: password hashing, login throttling, session tokens.
+//! Authentication: password hashing, login throttling, session tokens ([`token_gen`] makes
+//! them, [`token_registry`] knows which are valid).
 
 pub mod password;
 pub mod throttle;
-pub mod token;
-pub mod tokens;
+pub mod token_gen;
+pub mod token_registry;
 
 /// argon2id cost level (`PasswordHashCost` conf key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

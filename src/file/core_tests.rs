@@ -43,7 +43,7 @@ fn core_with(linked: bool, max_tasks: usize) -> Core {
 
 fn task(mode: TransMode, size: u32) -> Task {
     Task {
-        id: crate::auth::token::new_token().unwrap(),
+        id: crate::auth::token_gen::new_token().unwrap(),
         from: A,
         to: B,
         name: b"f.bin".to_vec(),

@@ -15,7 +15,7 @@ use super::io::IoJob;
 use super::link::task_frame;
 use super::remote::Remote;
 use super::FileMsg;
-use crate::auth::token::new_token;
+use crate::auth::token_gen::new_token;
 use crate::proto::internal;
 
 /// 6/10 `trans_mode` / 6/4 `mode`.

@@ -300,7 +300,7 @@ impl Io {
 
     /// The oldest `created` still served.
     fn not_before(&self) -> u32 {
-        crate::state::unix_now().saturating_sub(self.offline_days.saturating_mul(86_400))
+        crate::clock::unix_now().saturating_sub(self.offline_days.saturating_mul(86_400))
     }
 
     fn open_download(&self, task_id: &[u8], user: u32) -> Option<(OfflineFile, Arc<Mmap>)> {

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use super::hub::{ReadyNotice, Task, TokenCheck, TransMode};
 use super::FileMsg;
-use crate::auth::tokens::{TokenRegistry, TokenState};
+use crate::auth::token_registry::{TokenRegistry, TokenState};
 use crate::proto::internal::{self, LinkTask, LinkTokens, STILL_ONLINE};
 
 /// The msg servers' token registries as told over the links.

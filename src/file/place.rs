@@ -90,7 +90,7 @@ impl Placer {
             to_id: task.to,
             file_name: task.name.clone(),
             file_size: task.size,
-            created: crate::state::unix_now(),
+            created: crate::clock::unix_now(),
         };
         if let Err(e) = files::insert(&self.db, &rec) {
             bump(&self.counters.store_failures);

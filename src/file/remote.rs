@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use super::hub::{OnDone, ReadyNotice};
 use super::link::{task_of, tokens_frame};
-use crate::auth::tokens::TokenRegistry;
+use crate::auth::token_registry::TokenRegistry;
 use crate::proto::frame::{self, HEADER_LEN};
 use crate::proto::internal::{self, LinkDelete, LinkDeleted, LinkHello, LinkTask, LINK_MODULE};
 

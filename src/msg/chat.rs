@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::outlet::{submit_read, submit_write, WriteKind};
 use super::{Ctx, Effect, MsgConn, Step};
+use crate::clock::unix_now;
 use crate::net::Shared;
 use crate::proto::frame::Header;
 use crate::proto::msg::{
@@ -12,7 +13,6 @@ use crate::proto::msg::{
 };
 use crate::proto::switch::P2PCmd;
 use crate::proto::{Id, Pdu};
-use crate::state::unix_now;
 use crate::stats::bump;
 use crate::store::writer::WriteOp;
 use crate::store::{messages::StoredMsg, unread};

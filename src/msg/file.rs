@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::outlet::submit_read;
 use super::presence::Class;
 use super::{Ctx, Effect, MsgConn, Step};
+use crate::clock::unix_now;
 use crate::file::hub::{CreateError, OnDone, ReadyNotice, Task, TokenCheck, TransMode};
 use crate::net::{Shared, WorkerMsg};
 use crate::proto::file::{
@@ -15,7 +16,7 @@ use crate::proto::file::{
     OfflineFileListResponse,
 };
 use crate::proto::{Id, Pdu};
-use crate::state::{unix_now, State};
+use crate::state::State;
 use crate::stats::bump;
 use crate::store::files;
 

@@ -1,5 +1,6 @@
 //! Module 5 (GROUP): group lists, info, unread, temporary groups, membership changes (B-GRP,
-//! B-PRES-5). Group 3/1 lives in `chat.rs`, 2/12 for groups in `buddy.rs`.
+//! B-PRES-5). Group 3/1 lives in `chat.rs`, 2/12 for groups in `buddy.rs`; the in-memory
+//! membership cache that group 3/1 reads is [`super::group_cache`].
 
 use std::collections::HashSet;
 

@@ -15,7 +15,7 @@ pub mod chat;
 pub mod directory;
 pub mod file;
 pub mod group;
-pub mod groups;
+pub mod group_cache;
 pub mod login;
 pub mod other;
 pub mod outlet;

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::chat::Delivery;
 use super::group::{change_rsp, create_rsp};
-use super::groups::GroupCache;
+use super::group_cache::GroupCache;
 use super::presence::Presence;
 use super::{Ctx, Effect, MsgConn, Step};
 use crate::net::{ConnId, Shared, WorkerMsg, Workers};

@@ -76,7 +76,7 @@ fn kit(names: &[&str]) -> Kit {
         tx,
         waker: Arc::new(waker),
     }]);
-    let group_cache = Arc::new(super::groups::GroupCache::new(
+    let group_cache = Arc::new(super::group_cache::GroupCache::new(
         store::groups::all_live(&db).unwrap(),
     ));
     let st = Arc::new(State::new(

@@ -198,15 +198,6 @@ pub(crate) fn next_id(conn: &Connection) -> Result<u32, StoreError> {
     id_u32(last, "new user or group id")
 }
 
-/// The server clock in Unix seconds (0 before 1970, saturating after 2106).
-pub(crate) fn now_secs() -> u32 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    u32::try_from(secs).unwrap_or(u32::MAX)
-}
-
 /// A column value that must fit a u32 id, as a conversion error otherwise.
 pub(crate) fn id_u32(v: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} does not fit 32 bits")))

@@ -24,7 +24,8 @@ use rusqlite::Connection;
 use super::departs::{self, Depart};
 use super::groups::{self, MemberChange, Sender};
 use super::users::{self, NewUser, User};
-use super::{messages, now_secs, recent, unread, Family, StoreError};
+use super::{messages, recent, unread, Family, StoreError};
+use crate::clock::unix_now;
 
 /// A write the server asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,7 +215,7 @@ fn run<O: Outlet>(
                 Err(_) => break,
             }
         }
-        let time = now_secs().max(last_time);
+        let time = unix_now().max(last_time);
         last_time = time;
         let started = std::time::Instant::now();
         if let Err(e) = run_batch_fast(conn, &batch, time, &mut results, &mut pairs) {
@@ -666,7 +667,7 @@ mod tests {
         let conn = open(&t.path(), DbSync::Full).unwrap();
         users(&conn, 3);
         // a stored time in the future: the writer must not go below it (B-GEN-3)
-        let future = now_secs() + 1000;
+        let future = unix_now() + 1000;
         messages::store_p2p(&conn, 3, 1, 1, b"future", future).unwrap();
 
         let ops = (0..1000u32)

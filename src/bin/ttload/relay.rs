@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use socket2::{Domain, Protocol, Socket, Type};
+use ttserver::clock::unix_now;
 use ttserver::proto::frame::Header;
 use ttserver::proto::{
     Dir, Id, LoginOk, LoginResponse, MsgData, MsgDataAck, MsgServOk, MsgServResponse, Pdu,
@@ -47,12 +48,6 @@ struct Relay {
     buf: Vec<u8>,
 }
 
-fn now_secs() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
-
 impl Relay {
     fn count(&self, i: usize) {
         self.g.count[i].fetch_add(1, Ordering::Relaxed);
@@ -77,7 +72,7 @@ impl Relay {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, self.idx);
         let rsp = Pdu::LoginResponse(LoginResponse {
-            server_time: now_secs(),
+            server_time: unix_now(),
             result: 0,
             ok: Some(LoginOk {
                 online_status: 1,
@@ -116,7 +111,7 @@ impl Relay {
         let target = d.to_id.value().unwrap_or(0);
         self.buf.clear();
         Pdu::MsgData(MsgData {
-            create_time: now_secs(),
+            create_time: unix_now(),
             ..d
         })
         .encode(0, &mut self.buf);
