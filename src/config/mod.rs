@@ -28,8 +28,9 @@
 //! directory (not the conf file's directory), as TeamTalk operators expect.
 //!
 //! Every key is declared once, in the key table of `table.rs`: its field, type, default, range,
-//! the roles that read it and its reference text. The key list, the `Config` struct, its
-//! defaults, the per-key parser, the redacted `Debug` and the key table of
+//! the roles that read it and its reference text. `Config` has one part per role
+//! (`cfg.net`, `cfg.login`, `cfg.auth`, `cfg.msg`, `cfg.file`, `cfg.msfs`, `cfg.admin`,
+//! `cfg.store`). The key list, the `Config` parts, their defaults, the per-key parser, the redacted `Debug` and the key table of
 //! `docs/configuration.md` all come from there (`kind.rs` has the value kinds: parse, range
 //! check, type text). The demo conf `conf/ttserver.conf` lists every key in the same order, at
 //! its default (a test checks both).
@@ -42,7 +43,10 @@ use std::path::{Path, PathBuf};
 mod kind;
 mod table;
 
-pub use table::{key_docs, reference_markdown, Config, KeyDoc, KEYS};
+pub use table::{
+    key_docs, reference_markdown, AdminConfig, AuthConfig, Config, FileConfig, KeyDoc, LoginConfig,
+    MsfsConfig, MsgConfig, NetConfig, StoreConfig, KEYS,
+};
 
 /// Longest duration any key accepts (one year). Keeps `Instant + Duration` far from overflow.
 pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
@@ -212,54 +216,60 @@ impl Config {
         };
         let line_of = |a: &str, b: &str| good.get(a).or_else(|| good.get(b)).copied();
         let mut cross = Vec::new();
-        if both_ok("MaxTextLen", "MaxOutPduSize") && cfg.max_text_len >= cfg.max_out_pdu_size {
+        if both_ok("MaxTextLen", "MaxOutPduSize")
+            && cfg.msg.max_text_len >= cfg.msg.max_out_pdu_size
+        {
             cross.push((
                 "MaxTextLen",
                 "MaxOutPduSize",
                 format!(
                     "must be less than MaxOutPduSize ({}): a text message must fit in the PDU that delivers it",
-                    cfg.max_out_pdu_size
+                    cfg.msg.max_out_pdu_size
                 ),
             ));
         }
-        if both_ok("MaxAudioLen", "MaxOutPduSize") && cfg.max_audio_len >= cfg.max_out_pdu_size {
+        if both_ok("MaxAudioLen", "MaxOutPduSize")
+            && cfg.msg.max_audio_len >= cfg.msg.max_out_pdu_size
+        {
             cross.push((
                 "MaxAudioLen",
                 "MaxOutPduSize",
                 format!(
                     "must be less than MaxOutPduSize ({}): an audio message must fit in the PDU that delivers it",
-                    cfg.max_out_pdu_size
+                    cfg.msg.max_out_pdu_size
                 ),
             ));
         }
         if both_ok("OutBufCap", "MaxOutPduSize")
-            && u64::try_from(cfg.out_buf_cap).unwrap_or(u64::MAX) < u64::from(cfg.max_out_pdu_size)
+            && u64::try_from(cfg.net.out_buf_cap).unwrap_or(u64::MAX)
+                < u64::from(cfg.msg.max_out_pdu_size)
         {
             cross.push((
                 "OutBufCap",
                 "MaxOutPduSize",
                 format!(
                     "must be at least MaxOutPduSize ({}): one outgoing PDU must fit in the output buffer",
-                    cfg.max_out_pdu_size
+                    cfg.msg.max_out_pdu_size
                 ),
             ));
         }
         // A 6/5 answering a pull carries the segment plus its fields (task id, user id ...).
         // Not given: the default, lowered to fit a small MaxPduSize.
         if !seen.contains_key("FileSegmentSize") {
-            cfg.file_segment_size = cfg
+            cfg.file.file_segment_size = cfg
+                .file
                 .file_segment_size
-                .min(cfg.max_pdu_size.saturating_sub(1024))
+                .min(cfg.net.max_pdu_size.saturating_sub(1024))
                 .max(1);
         } else if both_ok("FileSegmentSize", "MaxPduSize")
-            && u64::from(cfg.file_segment_size) + 1024 > u64::from(cfg.max_pdu_size)
+            && u64::from(cfg.file.file_segment_size) + 1024 > u64::from(cfg.net.max_pdu_size)
         {
             cross.push((
                 "FileSegmentSize",
                 "MaxPduSize",
                 format!(
                     "must be at most MaxPduSize - 1024 ({}): the uploader's answer must fit in one PDU",
-                    cfg.max_pdu_size.saturating_sub(1024)
+                    cfg.net.max_pdu_size.saturating_sub(1024)
                 ),
             ));
         }
@@ -276,7 +286,7 @@ impl Config {
 
     /// Checks needed before `ttserver file` (the file role alone): `ClusterSecret` is set.
     pub fn validate_for_file(&self) -> Result<(), ConfigError> {
-        if self.cluster_secret.is_some() {
+        if self.net.cluster_secret.is_some() {
             return Ok(());
         }
         Err(ConfigError {
@@ -303,18 +313,18 @@ impl Config {
                 message,
             });
         };
-        if self.file_server.is_some() && self.cluster_secret.is_none() {
+        if self.file.file_server.is_some() && self.net.cluster_secret.is_none() {
             problem(
                 "ClusterSecret",
                 "must be set when FileServer is (it authenticates the link)".to_string(),
             );
         }
         let listeners = [
-            ("ClientListen", self.client_listen),
-            ("MsgListen", self.msg_listen),
-            ("FileListen", self.file_listen),
-            ("MsfsListen", self.msfs_listen),
-            ("AdminListen", self.admin_listen),
+            ("ClientListen", self.net.client_listen),
+            ("MsgListen", self.net.msg_listen),
+            ("FileListen", self.net.file_listen),
+            ("MsfsListen", self.net.msfs_listen),
+            ("AdminListen", self.net.admin_listen),
         ];
         for (i, (key, addr)) in listeners.iter().enumerate() {
             if addr.port() == 0 {
@@ -338,23 +348,26 @@ impl Config {
     /// Where `ttserver run` keeps the admin token when the conf has no `AdminToken`:
     /// `DataDir/admin.token`.
     pub fn admin_token_path(&self) -> PathBuf {
-        self.data_dir.join(crate::admin::token::FILE_NAME)
+        self.store.data_dir.join(crate::admin::token::FILE_NAME)
     }
 
     /// The SQLite database file: `DataDir/ttserver.db`.
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("ttserver.db")
+        self.store.data_dir.join("ttserver.db")
     }
 
     /// `IpAddr2`, or `IpAddr1` when `IpAddr2` is unset.
     pub fn ip_addr2(&self) -> &str {
-        self.ip_addr2.as_deref().unwrap_or(&self.ip_addr1)
+        self.login
+            .ip_addr2
+            .as_deref()
+            .unwrap_or(&self.login.ip_addr1)
     }
 
     /// Worker threads: `Workers`, or the available parallelism when it is 0 (at least 1).
     pub fn workers(&self) -> usize {
-        if self.workers > 0 {
-            self.workers
+        if self.net.workers > 0 {
+            self.net.workers
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
@@ -362,8 +375,8 @@ impl Config {
 
     /// Storage reader threads: `DbReaders`, or 2 when it is 0.
     pub fn db_readers(&self) -> usize {
-        if self.db_readers > 0 {
-            self.db_readers
+        if self.store.db_readers > 0 {
+            self.store.db_readers
         } else {
             AUTO_DB_READERS
         }
@@ -372,12 +385,12 @@ impl Config {
     /// The base of msfs URLs (no trailing `/`): `MsfsBaseUrl`, or `http://<IpAddr1>:<port>` with
     /// the port the msfs listener actually bound (which differs from `MsfsListen` for port 0).
     pub fn msfs_base_url_for(&self, msfs_port: u16) -> String {
-        match &self.msfs_base_url {
+        match &self.msfs.msfs_base_url {
             Some(url) => url.clone(),
-            None if self.ip_addr1.contains(':') => {
-                format!("http://[{}]:{msfs_port}", self.ip_addr1)
+            None if self.login.ip_addr1.contains(':') => {
+                format!("http://[{}]:{msfs_port}", self.login.ip_addr1)
             }
-            None => format!("http://{}:{msfs_port}", self.ip_addr1),
+            None => format!("http://{}:{msfs_port}", self.login.ip_addr1),
         }
     }
 }
@@ -462,17 +475,17 @@ mod tests {
         let c = Config::load(&conf_dir().join("ttserver.conf")).unwrap();
         let d = Config::default();
         // No AdminToken: `ttserver run` keeps a generated one in DataDir/admin.token.
-        assert_eq!(c.admin_token, None);
+        assert_eq!(c.admin.admin_token, None);
         assert_eq!(c.admin_token_path(), PathBuf::from("./data/admin.token"));
-        assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.client_listen, "0.0.0.0:8008".parse().unwrap());
-        assert_eq!(c.msg_listen, "0.0.0.0:8000".parse().unwrap());
-        assert_eq!(c.file_listen, "0.0.0.0:8600".parse().unwrap());
-        assert_eq!(c.msfs_listen, "0.0.0.0:8700".parse().unwrap());
-        assert_eq!(c.admin_listen, "127.0.0.1:8400".parse().unwrap());
+        assert_eq!(c.store.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.net.client_listen, "0.0.0.0:8008".parse().unwrap());
+        assert_eq!(c.net.msg_listen, "0.0.0.0:8000".parse().unwrap());
+        assert_eq!(c.net.file_listen, "0.0.0.0:8600".parse().unwrap());
+        assert_eq!(c.net.msfs_listen, "0.0.0.0:8700".parse().unwrap());
+        assert_eq!(c.net.admin_listen, "127.0.0.1:8400".parse().unwrap());
         assert_eq!(c.ip_addr2(), "127.0.0.1");
-        assert_eq!(c.max_pdu_size, 1_048_576);
-        assert_eq!(c.login_timeout, Duration::from_secs(15));
+        assert_eq!(c.net.max_pdu_size, 1_048_576);
+        assert_eq!(c.net.login_timeout, Duration::from_secs(15));
         assert_eq!(c.db_path(), PathBuf::from("./data/ttserver.db"));
         // Everything else is the default: compare the Debug output with the source put back.
         let c2 = Config {
@@ -486,15 +499,15 @@ mod tests {
     #[test]
     fn file_conf_runs_the_file_role_alone() {
         let c = Config::load(&conf_dir().join("file.conf")).unwrap();
-        assert_eq!(c.file_listen, "0.0.0.0:8600".parse().unwrap());
+        assert_eq!(c.net.file_listen, "0.0.0.0:8600".parse().unwrap());
         assert!(c.validate_for_file().is_ok());
         let mut no_secret = c.clone();
-        no_secret.cluster_secret = None;
+        no_secret.net.cluster_secret = None;
         assert!(no_secret.validate_for_file().is_err());
         // `run` with FileServer needs the secret too.
         let mut run = Config::parse("FileServer=127.0.0.1:8600", "t.conf").unwrap();
         assert!(run.validate_for_run().is_err());
-        run.cluster_secret = c.cluster_secret.clone();
+        run.net.cluster_secret = c.net.cluster_secret.clone();
         assert!(run.validate_for_run().is_ok());
     }
 
@@ -608,7 +621,7 @@ mod tests {
         );
         // An unset AdminToken passes the run check: it comes from DataDir/admin.token.
         let c = Config::parse("", "empty.conf").unwrap();
-        assert_eq!(c.admin_token, None);
+        assert_eq!(c.admin.admin_token, None);
         assert!(c.validate_for_run().is_ok());
     }
 
@@ -617,11 +630,11 @@ mod tests {
         let text = "\u{feff}# a comment\n\n   \n  MaxTextLen =  100  # trailing comment\r\n\
                     #MaxPduSize=5\nPresenceToMobile=true#no space\nIpAddr2=\nFileAddr= 10.0.0.1 ; host.example ;\n";
         let c = Config::parse(text, "t.conf").unwrap();
-        assert_eq!(c.max_text_len, 100);
-        assert_eq!(c.max_pdu_size, 1_048_576);
-        assert!(c.presence_to_mobile);
-        assert_eq!(c.ip_addr2, None);
-        assert_eq!(c.file_addr, vec!["10.0.0.1", "host.example"]);
+        assert_eq!(c.msg.max_text_len, 100);
+        assert_eq!(c.net.max_pdu_size, 1_048_576);
+        assert!(c.msg.presence_to_mobile);
+        assert_eq!(c.login.ip_addr2, None);
+        assert_eq!(c.file.file_addr, vec!["10.0.0.1", "host.example"]);
     }
 
     #[test]
@@ -631,16 +644,16 @@ mod tests {
                     MaxFileSize=10000000000\nMsfsBaseUrl=https://img.example.com/\n\
                     ClusterSecret=0123456789abcdef\nDataDir=/var/lib/tt\n";
         let c = Config::parse(text, "t.conf").unwrap();
-        assert_eq!(c.msg_listen, "[::1]:0".parse().unwrap());
+        assert_eq!(c.net.msg_listen, "[::1]:0".parse().unwrap());
         assert_eq!(c.ip_addr2(), "tt.example.com");
         assert_eq!(c.workers(), 3);
         assert_eq!(c.db_readers(), 2);
-        assert_eq!(c.db_sync, DbSync::Normal);
-        assert_eq!(c.password_hash_cost, HashCost::Low);
-        assert_eq!(c.login_lockout, Duration::from_secs(120));
-        assert_eq!(c.max_file_size, 10_000_000_000);
+        assert_eq!(c.store.db_sync, DbSync::Normal);
+        assert_eq!(c.auth.password_hash_cost, HashCost::Low);
+        assert_eq!(c.auth.login_lockout, Duration::from_secs(120));
+        assert_eq!(c.file.max_file_size, 10_000_000_000);
         assert_eq!(c.msfs_base_url_for(1), "https://img.example.com");
-        assert_eq!(c.cluster_secret.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(c.net.cluster_secret.as_deref(), Some("0123456789abcdef"));
         assert_eq!(c.db_path(), PathBuf::from("/var/lib/tt/ttserver.db"));
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
         let d = Config::default();
@@ -767,7 +780,7 @@ mod tests {
         let e = err("MaxPduSize=65536\nFileSegmentSize=65536");
         assert!(e.to_string().contains("FileSegmentSize"), "{e}");
         let c = Config::parse("MaxPduSize=1048576\nFileSegmentSize=131072", "t.conf").unwrap();
-        assert_eq!(c.file_segment_size, 131_072);
+        assert_eq!(c.file.file_segment_size, 131_072);
     }
 
     #[test]
@@ -821,7 +834,7 @@ mod tests {
             assert!(e.problems[0].message.contains(what), "{text}: {e}");
         }
         let c = Config::parse("AdminToken=0123456789abcdef", "t.conf").unwrap();
-        assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(c.admin.admin_token.as_deref(), Some("0123456789abcdef"));
         assert!(c.validate_for_run().is_ok());
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
         let long = "a".repeat(MAX_ADMIN_TOKEN_LEN);

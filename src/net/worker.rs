@@ -103,7 +103,7 @@ impl Worker {
             poll.registry()
                 .register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
-        let scratch = vec![0u8; st.cfg.read_buf_size.max(4096)];
+        let scratch = vec![0u8; st.cfg.net.read_buf_size.max(4096)];
         Ok(Worker {
             id,
             poll,
@@ -215,7 +215,7 @@ impl Worker {
                 Role::Login => &self.st.login_conns,
                 Role::Msg => &self.st.msg_conns,
             };
-            if counter.fetch_add(1, Ordering::Relaxed) >= self.st.cfg.max_conn_cnt {
+            if counter.fetch_add(1, Ordering::Relaxed) >= self.st.cfg.net.max_conn_cnt {
                 counter.fetch_sub(1, Ordering::Relaxed);
                 bump(&self.st.counters.conn_cap_rejects);
                 drop(stream); // B-FLOW-2: accepted and closed at once, no data
@@ -239,7 +239,7 @@ impl Worker {
             let deadline = now
                 + match role {
                     Role::Login => LOGIN_PORT_TIMEOUT,
-                    Role::Msg => self.st.cfg.login_timeout,
+                    Role::Msg => self.st.cfg.net.login_timeout,
                 };
             let mut conn = Conn {
                 stream,
@@ -255,7 +255,7 @@ impl Worker {
                 closing: false,
                 eof: false,
                 hold: Hold::None,
-                bucket: TokenBucket::new(self.st.cfg.msg_rate_limit, now),
+                bucket: TokenBucket::new(self.st.cfg.msg.msg_rate_limit, now),
                 msg: (role == Role::Msg).then(|| Box::new(MsgConn::default())),
             };
             if let Err(e) = self.poll.registry().register(
@@ -400,7 +400,7 @@ impl Worker {
     /// Handles the whole PDUs at the front of `buf`. Returns the bytes consumed and whether
     /// the caller may go on reading (false: held back or closed).
     fn process(&mut self, slot: usize, buf: &[u8]) -> (usize, bool) {
-        let max = self.st.cfg.max_pdu_size;
+        let max = self.st.cfg.net.max_pdu_size;
         let mut pos = 0;
         loop {
             let rest = buf.get(pos..).unwrap_or_default();
@@ -699,7 +699,7 @@ impl Worker {
     }
 
     fn queue(&mut self, slot: usize, bytes: Shared) {
-        let cap = self.st.cfg.out_buf_cap;
+        let cap = self.st.cfg.net.out_buf_cap;
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
@@ -1048,8 +1048,8 @@ fn accepted_on(role: Role, module: u16, command: u16) -> bool {
 
 fn idle_timeout(st: &State, class: Class) -> Duration {
     match class {
-        Class::Pc => st.cfg.pc_idle_timeout,
-        Class::Mobile => st.cfg.mobile_idle_timeout,
+        Class::Pc => st.cfg.msg.pc_idle_timeout,
+        Class::Mobile => st.cfg.msg.mobile_idle_timeout,
     }
 }
 
@@ -1058,7 +1058,7 @@ fn idle_timeout(st: &State, class: Class) -> Duration {
 pub fn notify_watchers(st: &Arc<State>, c: Change) {
     let state = Arc::clone(st);
     let job = Box::new(move |db: &rusqlite::Connection| {
-        let limit = state.cfg.max_recent_contacts;
+        let limit = state.cfg.msg.max_recent_contacts;
         let watchers = match crate::store::recent::watchers(db, c.user, limit) {
             Ok(w) => w,
             Err(e) => {
@@ -1072,7 +1072,7 @@ pub fn notify_watchers(st: &Arc<State>, c: Change) {
         let mut touched = vec![false; workers.all().len()];
         for v in watchers {
             for s in state.presence.sessions(v) {
-                if s.class == Class::Pc || state.cfg.presence_to_mobile {
+                if s.class == Class::Pc || state.cfg.msg.presence_to_mobile {
                     if let Some(h) = workers.get(s.conn.worker) {
                         h.send_quiet(WorkerMsg::Push {
                             conn: s.conn,
