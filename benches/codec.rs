@@ -38,7 +38,7 @@ fn vector(name: &str) -> Vec<u8> {
 
 /// Largest accepted client PDU: the server's default `MaxPduSize`.
 fn max_pdu() -> u32 {
-    Config::default().max_pdu_size
+    Config::default().net.max_pdu_size
 }
 
 /// A 100-byte message text.

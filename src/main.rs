@@ -58,9 +58,9 @@ fn main() -> ExitCode {
             };
             let mut out = std::io::stdout().lock();
             match ttserver::admin::run(
-                &cfg.data_dir,
-                cfg.db_sync,
-                cfg.password_hash_cost,
+                &cfg.store.data_dir,
+                cfg.store.db_sync,
+                cfg.auth.password_hash_cost,
                 &args,
                 &mut out,
             ) {

@@ -78,32 +78,37 @@ const MAX_PORT_FOR_2014_APPS: u16 = 32767;
 /// and `ready` on stdout (architecture.md section 5).
 pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let db_path = cfg.db_path();
-    let conn = store::open(&db_path, cfg.db_sync)?;
+    let conn = store::open(&db_path, cfg.store.db_sync)?;
     let directory = Directory::new(users::all(&conn)?, departs::all(&conn)?);
     let group_cache = Arc::new(GroupCache::new(groups::all_live(&conn)?));
-    let readers = Readers::spawn(&db_path, cfg.db_sync, cfg.db_readers(), cfg.db_queue_cap)?;
-    let (wtx, wrx) = crossbeam_channel::bounded(cfg.db_queue_cap);
+    let readers = Readers::spawn(
+        &db_path,
+        cfg.store.db_sync,
+        cfg.db_readers(),
+        cfg.store.db_queue_cap,
+    )?;
+    let (wtx, wrx) = crossbeam_channel::bounded(cfg.store.db_queue_cap);
 
     let n = cfg.workers().clamp(1, usize::from(u16::MAX));
     let (msg_addr, msg_listeners) =
-        bind_group(cfg.msg_listen, n).map_err(io_err("bind MsgListen"))?;
+        bind_group(cfg.net.msg_listen, n).map_err(io_err("bind MsgListen"))?;
     let (login_addr, login_listeners) =
-        bind_group(cfg.client_listen, n).map_err(io_err("bind ClientListen"))?;
+        bind_group(cfg.net.client_listen, n).map_err(io_err("bind ClientListen"))?;
     let msfs_listener =
-        std::net::TcpListener::bind(cfg.msfs_listen).map_err(io_err("bind MsfsListen"))?;
+        std::net::TcpListener::bind(cfg.net.msfs_listen).map_err(io_err("bind MsfsListen"))?;
     let msfs_addr = msfs_listener
         .local_addr()
         .map_err(io_err("bind MsfsListen"))?;
     let admin_listener =
-        std::net::TcpListener::bind(cfg.admin_listen).map_err(io_err("bind AdminListen"))?;
+        std::net::TcpListener::bind(cfg.net.admin_listen).map_err(io_err("bind AdminListen"))?;
     let admin_addr = admin_listener
         .local_addr()
         .map_err(io_err("bind AdminListen"))?;
-    let file_listener = match cfg.file_server {
+    let file_listener = match cfg.file.file_server {
         Some(_) => None,
-        None => {
-            Some(std::net::TcpListener::bind(cfg.file_listen).map_err(io_err("bind FileListen"))?)
-        }
+        None => Some(
+            std::net::TcpListener::bind(cfg.net.file_listen).map_err(io_err("bind FileListen"))?,
+        ),
     };
 
     let st = Arc::new(State::new(
@@ -138,7 +143,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         group_cache,
         Arc::clone(&st.presence),
     );
-    let writer = writer::spawn_writer(conn, wrx, outlet, st.cfg.db_batch_max)
+    let writer = writer::spawn_writer(conn, wrx, outlet, st.cfg.store.db_batch_max)
         .map_err(io_err("spawn db-writer"))?;
 
     let mut threads = Vec::with_capacity(n);
@@ -160,7 +165,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         threads.push(t);
     }
     let side = MsgSide::new(&st);
-    let (file, remote, hub) = match (file_listener, st.cfg.file_server) {
+    let (file, remote, hub) = match (file_listener, st.cfg.file.file_server) {
         (Some(listener), _) => {
             let deps = FileDeps::InProcess {
                 tokens: side.clone(),
@@ -172,11 +177,12 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
             (Some(file), None, hub)
         }
         (None, Some(server)) => {
-            let secret = st.cfg.cluster_secret.clone().unwrap_or_default();
+            let secret = st.cfg.net.cluster_secret.clone().unwrap_or_default();
             let remote = Remote::spawn(server, secret, Arc::clone(&st.tokens), side)
                 .map_err(io_err("start the file link"))?;
             let addrs = st
                 .cfg
+                .file
                 .file_addr
                 .iter()
                 .map(|ip| (ip.clone().into_bytes(), server.port()))
@@ -216,7 +222,9 @@ impl Running {
         writeln!(out, "listening login {}", self.login_addr)?;
         writeln!(out, "listening msg {}", self.msg_addr)?;
         // Not for an ephemeral port (0 in the conf: tests and trials).
-        if self.state.cfg.msg_listen.port() != 0 && self.msg_addr.port() > MAX_PORT_FOR_2014_APPS {
+        if self.state.cfg.net.msg_listen.port() != 0
+            && self.msg_addr.port() > MAX_PORT_FOR_2014_APPS
+        {
             log::warn!(
                 target: "server",
                 "msg port {} is above {MAX_PORT_FOR_2014_APPS}: the 2014 mobile apps read it as a signed 16-bit number and cannot connect",
@@ -247,7 +255,7 @@ impl Running {
     /// So whatever was committed was also acknowledged (B-MSG-2): a client never resends a
     /// stored message because the server stopped.
     pub fn stop(mut self) {
-        let deadline = Instant::now() + self.state.cfg.stop_timeout;
+        let deadline = Instant::now() + self.state.cfg.net.stop_timeout;
         // First msfs and the admin thread: they hold the state (and so the writer's channel)
         // too.
         if let Some(m) = self.msfs.take() {
@@ -377,8 +385,8 @@ pub fn run_file(cfg: Config) -> Result<(), ServerError> {
         .map_err(|e| ServerError::Config(e.to_string()))?;
     let signals = crate::signals::block_stop_signals().map_err(io_err("block signals"))?;
     let listener =
-        std::net::TcpListener::bind(cfg.file_listen).map_err(io_err("bind FileListen"))?;
-    let secret = cfg.cluster_secret.clone().unwrap_or_default();
+        std::net::TcpListener::bind(cfg.net.file_listen).map_err(io_err("bind FileListen"))?;
+    let secret = cfg.net.cluster_secret.clone().unwrap_or_default();
     let (file, _hub) = FileRole::spawn(&cfg, listener, FileDeps::Alone { secret })
         .map_err(io_err("start the file role"))?;
     let mut out = io::stdout().lock();

@@ -55,11 +55,11 @@ impl State {
     ) -> State {
         State {
             throttle: Mutex::new(LoginThrottle::new(
-                cfg.login_fail_limit,
-                cfg.login_fail_window,
-                cfg.login_lockout,
+                cfg.auth.login_fail_limit,
+                cfg.auth.login_fail_window,
+                cfg.auth.login_lockout,
             )),
-            tokens: Arc::new(Mutex::new(TokenRegistry::new(cfg.token_grace))),
+            tokens: Arc::new(Mutex::new(TokenRegistry::new(cfg.auth.token_grace))),
             cfg,
             counters: Arc::new(Counters::default()),
             presence: Arc::new(Presence::default()),

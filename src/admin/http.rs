@@ -55,7 +55,7 @@ impl AdminHttp {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let stop = Arc::new(AtomicBool::new(false));
-        let db = crate::store::open_reader(&st.cfg.db_path(), st.cfg.db_sync)
+        let db = crate::store::open_reader(&st.cfg.db_path(), st.cfg.store.db_sync)
             .map_err(|e| io::Error::other(format!("admin reader: {e}")))?;
         let api = Api::new(st, db);
         let stop2 = Arc::clone(&stop);

@@ -31,16 +31,16 @@ pub enum Origin {
     Created(PathBuf),
 }
 
-/// Sets `cfg.admin_token` from `DataDir/admin.token` (creating the file on the first start)
+/// Sets `cfg.admin.admin_token` from `DataDir/admin.token` (creating the file on the first start)
 /// unless the conf file gave `AdminToken`. A token file that breaks the rules of
 /// [`check_admin_token`] is an error naming the file.
 pub fn resolve(cfg: &mut Config) -> Result<Origin, ConfigError> {
-    if cfg.admin_token.is_some() {
+    if cfg.admin.admin_token.is_some() {
         return Ok(Origin::Conf);
     }
     let path = cfg.admin_token_path();
     let (token, origin) = load_or_create(&path)?;
-    cfg.admin_token = Some(token);
+    cfg.admin.admin_token = Some(token);
     Ok(origin)
 }
 
@@ -156,10 +156,9 @@ mod tests {
     }
 
     fn cfg(data_dir: &Path) -> Config {
-        Config {
-            data_dir: data_dir.to_path_buf(),
-            ..Config::default()
-        }
+        let mut c = Config::default();
+        c.store.data_dir = data_dir.to_path_buf();
+        c
     }
 
     fn mode(path: &Path) -> u32 {
@@ -173,7 +172,7 @@ mod tests {
         let mut c = cfg(&d.0.join("data"));
         let path = c.admin_token_path();
         assert_eq!(resolve(&mut c).unwrap(), Origin::Created(path.clone()));
-        let token = c.admin_token.clone().unwrap();
+        let token = c.admin.admin_token.clone().unwrap();
         assert_eq!(token.len(), 32);
         assert!(token
             .bytes()
@@ -191,20 +190,20 @@ mod tests {
                 warning: None
             }
         );
-        assert_eq!(c2.admin_token, Some(token.clone()));
+        assert_eq!(c2.admin.admin_token, Some(token.clone()));
         // Another directory gets another token.
         let mut c3 = cfg(&d.0.join("other"));
         resolve(&mut c3).unwrap();
-        assert_ne!(c3.admin_token, Some(token));
+        assert_ne!(c3.admin.admin_token, Some(token));
     }
 
     #[test]
     fn conf_token_wins_and_no_file_is_made() {
         let d = Dir::new("conf");
         let mut c = cfg(&d.0);
-        c.admin_token = Some("0123456789abcdef".into());
+        c.admin.admin_token = Some("0123456789abcdef".into());
         assert_eq!(resolve(&mut c).unwrap(), Origin::Conf);
-        assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(c.admin.admin_token.as_deref(), Some("0123456789abcdef"));
         assert!(!d.0.exists());
     }
 

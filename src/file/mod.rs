@@ -102,7 +102,7 @@ impl FileRole {
                     counters,
                 } => (tokens, notice, counters, None),
                 FileDeps::Alone { secret } => {
-                    let mirror = link::MirrorTokens::new(cfg.token_grace);
+                    let mirror = link::MirrorTokens::new(cfg.auth.token_grace);
                     let notice = Arc::new(link::LinkNotice {
                         tx: tx.clone(),
                         waker: Arc::clone(&waker),
@@ -117,16 +117,16 @@ impl FileRole {
                 }
             };
         let open_db = || {
-            crate::store::open(&cfg.db_path(), cfg.db_sync)
+            crate::store::open(&cfg.db_path(), cfg.store.db_sync)
                 .map_err(|e| std::io::Error::other(format!("file role database: {e}")))
         };
         let (db, place_db) = (open_db()?, open_db()?);
         let setup = IoSetup {
             db,
             place_db,
-            data_dir: cfg.data_dir.clone(),
-            offline_days: cfg.offline_file_days,
-            sweep_every: cfg.file_sweep_interval.max(Duration::from_secs(1)),
+            data_dir: cfg.store.data_dir.clone(),
+            offline_days: cfg.file.offline_file_days,
+            sweep_every: cfg.file.file_sweep_interval.max(Duration::from_secs(1)),
             notice,
             counters: Arc::clone(&counters),
         };
@@ -137,9 +137,9 @@ impl FileRole {
             .name("file-io".into())
             .spawn(move || io::run(setup, io_rx, reply_tx, reply_waker))?;
         let limits = core::Limits {
-            task_timeout: cfg.task_timeout,
-            segment: cfg.file_segment_size,
-            max_tasks: cfg.max_file_tasks,
+            task_timeout: cfg.file.task_timeout,
+            segment: cfg.file.file_segment_size,
+            max_tasks: cfg.file.max_file_tasks,
         };
         let live = Arc::new(AtomicUsize::new(0));
         let core = core::Core::new(
@@ -162,6 +162,7 @@ impl FileRole {
             .name("file-worker".into())
             .spawn(move || w.run())?;
         let addrs = cfg
+            .file
             .file_addr
             .iter()
             .map(|ip| (ip.clone().into_bytes(), addr.port()))
@@ -170,7 +171,7 @@ impl FileRole {
             tx.clone(),
             Arc::clone(&waker),
             io_tx.clone(),
-            (live, cfg.max_file_tasks),
+            (live, cfg.file.max_file_tasks),
             addrs,
         );
         Ok((

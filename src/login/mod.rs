@@ -18,7 +18,7 @@ pub fn on_pdu(st: &State, h: &Header, pdu: &Pdu<'_>) -> Vec<Effect> {
     if !matches!(pdu, Pdu::MsgServRequest) {
         return Vec::new();
     }
-    let full = st.msg_conns.load(Ordering::Relaxed) >= st.cfg.max_conn_cnt;
+    let full = st.msg_conns.load(Ordering::Relaxed) >= st.cfg.net.max_conn_cnt;
     let rsp = if full {
         MsgServResponse {
             result: RESULT_FULL,
@@ -28,7 +28,7 @@ pub fn on_pdu(st: &State, h: &Header, pdu: &Pdu<'_>) -> Vec<Effect> {
         MsgServResponse {
             result: RESULT_OK,
             ok: Some(MsgServOk {
-                ip1: st.cfg.ip_addr1.as_bytes(),
+                ip1: st.cfg.login.ip_addr1.as_bytes(),
                 ip2: st.cfg.ip_addr2().as_bytes(),
                 port: st.msg_addr.port(),
             }),

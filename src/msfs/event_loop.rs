@@ -65,7 +65,7 @@ impl Loop {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
-                    if self.conns.len() >= self.ctx.st.cfg.msfs_max_conns {
+                    if self.conns.len() >= self.ctx.st.cfg.msfs.msfs_max_conns {
                         bump(&self.ctx.st.counters.conn_cap_rejects);
                         log::warn!(target: "msfs", "connection cap reached, closing {peer}");
                         continue;

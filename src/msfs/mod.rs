@@ -113,19 +113,19 @@ impl Msfs {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-        let (job_tx, job_rx) = crossbeam_channel::bounded(st.cfg.msfs_max_conns);
+        let (job_tx, job_rx) = crossbeam_channel::bounded(st.cfg.msfs.msfs_max_conns);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let io = io::spawn(
-            st.cfg.data_dir.join("msfs"),
-            st.cfg.msfs_max_file_size,
+            st.cfg.store.data_dir.join("msfs"),
+            st.cfg.msfs.msfs_max_file_size,
             job_rx,
             done_tx,
             Arc::clone(&waker),
         )?;
-        let max_file = usize::try_from(st.cfg.msfs_max_file_size).unwrap_or(usize::MAX);
+        let max_file = usize::try_from(st.cfg.msfs.msfs_max_file_size).unwrap_or(usize::MAX);
         let ctx = Ctx {
             base_url: st.cfg.msfs_base_url_for(port),
-            require_token: st.cfg.msfs_require_token,
+            require_token: st.cfg.msfs.msfs_require_token,
             max_file,
             body_limit: max_file.saturating_add(BODY_SLACK),
             st,

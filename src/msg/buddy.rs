@@ -43,7 +43,7 @@ pub fn recent_contacts(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
         return Step::Now(Vec::new());
     };
     let reserved = cx.reserved;
-    let limit = cx.st.cfg.max_recent_contacts;
+    let limit = cx.st.cfg.msg.max_recent_contacts;
     submit_read(cx, mc, move |db, st| {
         let rows = match recent::list(db, me, limit) {
             Ok(r) => r,
@@ -163,12 +163,12 @@ pub fn all_users(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
     let dir = cx.st.directory.read();
     let items: Vec<UserInfo<'_>> = dir
         .active_users()
-        .take(cx.st.cfg.max_all_users as usize)
+        .take(cx.st.cfg.msg.max_all_users as usize)
         .map(|u| user_info_record(u))
         .collect();
     // B-USER-2: whole users in id order, in as many frames as they need (the 2014 Android app
     // merges every 2/15), or one frame cut to what fits.
-    let frames = if cx.st.cfg.all_users_split {
+    let frames = if cx.st.cfg.msg.all_users_split {
         encode_split(cx.st, &items, cx.reserved, |users| {
             Pdu::AllUserResponse(AllUserResponse { users })
         })

@@ -39,8 +39,8 @@ pub fn time(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
 fn payload_ok(cx: &Ctx<'_>, msg_type: u8, len: usize) -> bool {
     let cfg = &cx.st.cfg;
     match msg_type {
-        P2P_TEXT | GROUP_TEXT => len > 0 && len <= cfg.max_text_len as usize,
-        P2P_AUDIO | GROUP_AUDIO => len > 4 && len <= cfg.max_audio_len as usize,
+        P2P_TEXT | GROUP_TEXT => len > 0 && len <= cfg.msg.max_text_len as usize,
+        P2P_AUDIO | GROUP_AUDIO => len > 4 && len <= cfg.msg.max_audio_len as usize,
         _ => false,
     }
 }
@@ -111,7 +111,7 @@ pub fn msg_data(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>) -
     let (Some(to), true, true) = (
         to,
         payload_ok(cx, m.msg_type, m.msg_data.len()),
-        hdr.length <= st.cfg.max_out_pdu_size,
+        hdr.length <= st.cfg.msg.max_out_pdu_size,
     ) else {
         bump(&st.counters.msg_rejected);
         return Step::Now(Vec::new());
@@ -150,7 +150,7 @@ fn group_msg(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, m: &MsgData<'_>, me: 
     let (Some(group), true, true) = (
         group,
         payload_ok(cx, m.msg_type, m.msg_data.len()),
-        hdr.length <= st.cfg.max_out_pdu_size,
+        hdr.length <= st.cfg.msg.max_out_pdu_size,
     ) else {
         bump(&st.counters.msg_rejected);
         log::info!(target: "msg", "conn={:?} user={me} group 3/1 rejected", cx.conn);
@@ -188,7 +188,7 @@ pub fn p2p_cmd(cx: &Ctx<'_>, mc: &mut MsgConn, hdr: &Header, c: &P2PCmd<'_>) -> 
         .to_id
         .value()
         .filter(|id| *id != me && st.directory.read().active(*id).is_some());
-    let (Some(to), true) = (to, hdr.length <= st.cfg.max_out_pdu_size) else {
+    let (Some(to), true) = (to, hdr.length <= st.cfg.msg.max_out_pdu_size) else {
         bump(&st.counters.cmd_rejected);
         return Step::Now(Vec::new());
     };
@@ -241,7 +241,7 @@ pub fn unread_count(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
         return Step::Now(Vec::new());
     };
     let reserved = cx.reserved;
-    let limit = cx.st.cfg.max_unread_peers;
+    let limit = cx.st.cfg.msg.max_unread_peers;
     submit_read(cx, mc, move |db, st| {
         let counts = match unread::counts(db, sess.user_id, sess.family, limit) {
             Ok(c) => c,
@@ -273,7 +273,7 @@ pub fn unread_msgs(cx: &Ctx<'_>, mc: &mut MsgConn, r: &UnreadMsgRequest<'_>) -> 
     let reserved = cx.reserved;
     let echo = super::id_echo(&r.peer_id);
     let peer = r.peer_id.value();
-    let limit = cx.st.cfg.max_unread_msgs;
+    let limit = cx.st.cfg.msg.max_unread_msgs;
     submit_read(cx, mc, move |db, st| {
         let msgs: Vec<StoredMsg> = match peer {
             Some(peer) => match unread::messages(db, sess.user_id, peer, sess.family, limit) {

@@ -83,7 +83,7 @@ pub fn request(cx: &Ctx<'_>, mc: &mut MsgConn, r: &FileRequest<'_>) -> Step {
         .filter(|&to| to != me && st.directory.read().active(to).is_some());
     let valid = (1..=MAX_FILE_NAME).contains(&r.file_name.len())
         && r.file_size >= 1
-        && u64::from(r.file_size) <= st.cfg.max_file_size
+        && u64::from(r.file_size) <= st.cfg.file.max_file_size
         && matches!(r.trans_mode, 1 | 2);
     let (Some(to), true) = (to, valid) else {
         bump(&st.counters.file_rejected);
@@ -139,8 +139,9 @@ pub fn offline_list(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
         return Step::Now(Vec::new());
     };
     let reserved = cx.reserved;
-    let limit = cx.st.cfg.max_offline_files;
-    let not_before = unix_now().saturating_sub(cx.st.cfg.offline_file_days.saturating_mul(86_400));
+    let limit = cx.st.cfg.file.max_offline_files;
+    let not_before =
+        unix_now().saturating_sub(cx.st.cfg.file.offline_file_days.saturating_mul(86_400));
     submit_read(cx, mc, move |db, st| {
         let rows = match files::list_for(db, me, not_before, limit) {
             Ok(r) => r,

@@ -74,7 +74,7 @@ fn online_members<'g>(
     sess: &Session,
     groups: impl IntoIterator<Item = &'g [u32]>,
 ) -> Option<Effect> {
-    if sess.class != Class::Pc && !st.cfg.presence_to_mobile {
+    if sess.class != Class::Pc && !st.cfg.msg.presence_to_mobile {
         return None;
     }
     let mut seen = HashSet::new();
@@ -111,7 +111,7 @@ fn ids(members: &[u32]) -> Vec<Id<'static>> {
 
 /// 5/1 -> 5/2, then 2/4 (B-GRP-14, B-PRES-5).
 pub fn normal_list(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
-    let limit = cx.st.cfg.max_group_list;
+    let limit = cx.st.cfg.msg.max_group_list;
     group_list(
         cx,
         mc,
@@ -139,7 +139,7 @@ pub fn normal_list(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
 
 /// 5/16 -> 5/17, then 2/4 (B-GRP-15, B-PRES-5).
 pub fn recent_list(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
-    let limit = cx.st.cfg.max_recent_groups;
+    let limit = cx.st.cfg.msg.max_recent_groups;
     group_list(
         cx,
         mc,
@@ -252,7 +252,7 @@ pub fn unread_count(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
         return Step::Now(Vec::new());
     };
     let reserved = cx.reserved;
-    let cap = cx.st.cfg.max_group_unread;
+    let cap = cx.st.cfg.msg.max_group_unread;
     submit_read(cx, mc, move |db, st| {
         let counts = match groups::unread_counts(db, sess.user_id, sess.family, cap, u32::MAX) {
             Ok(c) => c,
@@ -283,7 +283,7 @@ pub fn unread_msgs(cx: &Ctx<'_>, mc: &mut MsgConn, r: &GroupUnreadMsgRequest<'_>
     let reserved = cx.reserved;
     let echo = id_echo(&r.group_id);
     let group = r.group_id.value();
-    let limit = cx.st.cfg.max_group_unread;
+    let limit = cx.st.cfg.msg.max_group_unread;
     submit_read(cx, mc, move |db, st| {
         let msgs = match group {
             Some(g) => match groups::unread_messages(db, sess.user_id, g, sess.family, limit) {
@@ -359,7 +359,7 @@ pub fn create_temp(cx: &Ctx<'_>, mc: &mut MsgConn, r: &CreateTempGroupRequest<'_
         name: r.group_name.to_vec(),
         avatar: r.group_avatar.to_vec(),
         members,
-        max_members: st.cfg.max_temp_group_members,
+        max_members: st.cfg.msg.max_temp_group_members,
     };
     let kind = WriteKind::CreateGroup {
         name: r.group_name.to_vec(),
@@ -392,7 +392,7 @@ pub fn change_members(cx: &Ctx<'_>, mc: &mut MsgConn, r: &ChangeMemberRequest<'_
         requester: me,
         change_type: r.change_type,
         users,
-        max_members: cx.st.cfg.max_temp_group_members,
+        max_members: cx.st.cfg.msg.max_temp_group_members,
     };
     let kind = WriteKind::ChangeMembers {
         group_echo,

@@ -80,7 +80,7 @@ pub fn on_login_request(cx: &Ctx<'_>, mc: &mut MsgConn, req: &LoginRequest<'_>) 
         client_type: req.client_type,
     };
     let presented = req.password.to_vec();
-    let cost = st.cfg.password_hash_cost;
+    let cost = st.cfg.auth.password_hash_cost;
     let conn = cx.conn;
     mc.phase = Phase::Verifying;
     let seq = mc.begin_job(false);

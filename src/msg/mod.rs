@@ -272,7 +272,7 @@ pub fn on_pdu(
         }
         Phase::LoggedIn => {}
     }
-    if mc.pending_len() >= st.cfg.max_in_flight {
+    if mc.pending_len() >= st.cfg.msg.max_in_flight {
         return Step::Wait;
     }
     let _ = hdr;
@@ -365,7 +365,7 @@ pub fn encode_capped<T>(
     reserved: u16,
     build: impl Fn(&[T]) -> Pdu<'_>,
 ) -> Vec<u8> {
-    let max = st.cfg.max_out_pdu_size as usize;
+    let max = st.cfg.msg.max_out_pdu_size as usize;
     let full = build(items).to_frame(reserved);
     if full.len() <= max {
         return full;
@@ -400,7 +400,7 @@ pub fn encode_split<'a, T: Wire<'a> + Clone>(
 ) -> Vec<Vec<u8>> {
     // A frame's size = header + list count + its entries' encodings.
     const FRAME_OVERHEAD: usize = crate::proto::frame::HEADER_LEN + 4;
-    let max = st.cfg.max_out_pdu_size as usize;
+    let max = st.cfg.msg.max_out_pdu_size as usize;
     let mut frames = Vec::new();
     let mut chunk: Vec<T> = Vec::new();
     let mut size = FRAME_OVERHEAD;

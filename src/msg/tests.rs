@@ -44,12 +44,10 @@ fn kit(names: &[&str]) -> Kit {
         NEXT.fetch_add(1, Ordering::SeqCst)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let cfg = Config {
-        data_dir: dir.clone(),
-        password_hash_cost: HashCost::Low,
-        ..Config::default()
-    };
-    let db = store::open(&cfg.db_path(), cfg.db_sync).unwrap();
+    let mut cfg = Config::default();
+    cfg.store.data_dir = dir.clone();
+    cfg.auth.password_hash_cost = HashCost::Low;
+    let db = store::open(&cfg.db_path(), cfg.store.db_sync).unwrap();
     let ids = names
         .iter()
         .map(|n| {
@@ -67,7 +65,7 @@ fn kit(names: &[&str]) -> Kit {
         })
         .collect();
     let directory = Directory::new(users::all(&db).unwrap(), Vec::new());
-    let readers = Readers::spawn(&cfg.db_path(), cfg.db_sync, 1, 64).unwrap();
+    let readers = Readers::spawn(&cfg.db_path(), cfg.store.db_sync, 1, 64).unwrap();
     let (wtx, wrx) = crossbeam_channel::bounded(64);
     let poll = mio::Poll::new().unwrap();
     let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
@@ -664,7 +662,7 @@ fn split_lists_fill_frames_exactly_to_max_out_pdu_size() {
         status: 1,
     };
     let max = 16 + 9 * 3;
-    Arc::get_mut(&mut k.st).unwrap().cfg.max_out_pdu_size = max as u32;
+    Arc::get_mut(&mut k.st).unwrap().cfg.msg.max_out_pdu_size = max as u32;
     let frames = encode_split(&k.st, &vec![entry.clone(); 7], 5, build);
     let sizes: Vec<usize> = frames.iter().map(Vec::len).collect();
     assert_eq!(sizes, vec![max, max, 16 + 9]);

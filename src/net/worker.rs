@@ -106,7 +106,7 @@ impl Worker {
             poll.registry()
                 .register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         }
-        let scratch = vec![0u8; st.cfg.read_buf_size.max(4096)];
+        let scratch = vec![0u8; st.cfg.net.read_buf_size.max(4096)];
         Ok(Worker {
             id,
             poll,
@@ -218,7 +218,7 @@ impl Worker {
                 Role::Login => &self.st.login_conns,
                 Role::Msg => &self.st.msg_conns,
             };
-            if counter.fetch_add(1, Ordering::Relaxed) >= self.st.cfg.max_conn_cnt {
+            if counter.fetch_add(1, Ordering::Relaxed) >= self.st.cfg.net.max_conn_cnt {
                 counter.fetch_sub(1, Ordering::Relaxed);
                 bump(&self.st.counters.conn_cap_rejects);
                 drop(stream); // B-FLOW-2: accepted and closed at once, no data
@@ -242,7 +242,7 @@ impl Worker {
             let deadline = now
                 + match role {
                     Role::Login => LOGIN_PORT_TIMEOUT,
-                    Role::Msg => self.st.cfg.login_timeout,
+                    Role::Msg => self.st.cfg.net.login_timeout,
                 };
             let mut conn = Conn {
                 stream,
@@ -258,7 +258,7 @@ impl Worker {
                 closing: false,
                 eof: false,
                 hold: Hold::None,
-                bucket: TokenBucket::new(self.st.cfg.msg_rate_limit, now),
+                bucket: TokenBucket::new(self.st.cfg.msg.msg_rate_limit, now),
                 msg: (role == Role::Msg).then(|| Box::new(MsgConn::default())),
             };
             if let Err(e) = self.poll.registry().register(
@@ -443,7 +443,7 @@ impl Worker {
     /// the server buffer `MaxPduSize` bytes. From the 1/3 on the full limit applies: a client
     /// may pipeline a long 3/1 behind its 1/3, and it waits for the verdict (B-GEN-1).
     fn frame_limit(&self, slot: usize) -> u32 {
-        let cfg = &self.st.cfg;
+        let cfg = &self.st.cfg.net;
         let past_login_request = self
             .conns
             .get(slot)
@@ -728,7 +728,7 @@ impl Worker {
     }
 
     fn queue(&mut self, slot: usize, bytes: Shared) {
-        let cap = self.st.cfg.out_buf_cap;
+        let cap = self.st.cfg.net.out_buf_cap;
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
@@ -1077,8 +1077,8 @@ fn accepted_on(role: Role, module: u16, command: u16) -> bool {
 
 fn idle_timeout(st: &State, class: Class) -> Duration {
     match class {
-        Class::Pc => st.cfg.pc_idle_timeout,
-        Class::Mobile => st.cfg.mobile_idle_timeout,
+        Class::Pc => st.cfg.msg.pc_idle_timeout,
+        Class::Mobile => st.cfg.msg.mobile_idle_timeout,
     }
 }
 
@@ -1087,7 +1087,7 @@ fn idle_timeout(st: &State, class: Class) -> Duration {
 pub fn notify_watchers(st: &Arc<State>, c: Change) {
     let state = Arc::clone(st);
     let job = Box::new(move |db: &rusqlite::Connection| {
-        let limit = state.cfg.max_recent_contacts;
+        let limit = state.cfg.msg.max_recent_contacts;
         let watchers = match crate::store::recent::watchers(db, c.user, limit) {
             Ok(w) => w,
             Err(e) => {
@@ -1101,7 +1101,7 @@ pub fn notify_watchers(st: &Arc<State>, c: Change) {
         let mut touched = vec![false; workers.all().len()];
         for v in watchers {
             for s in state.presence.sessions(v) {
-                if s.class == Class::Pc || state.cfg.presence_to_mobile {
+                if s.class == Class::Pc || state.cfg.msg.presence_to_mobile {
                     if let Some(h) = workers.get(s.conn.worker) {
                         h.send_quiet(WorkerMsg::Push {
                             conn: s.conn,

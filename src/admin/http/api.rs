@@ -229,7 +229,7 @@ impl Api {
 
     pub fn authorized(&self, header: Option<&[u8]>) -> bool {
         // `ttserver run` always sets the token; without one nothing matches.
-        let token = self.st.cfg.admin_token.as_deref().unwrap_or_default();
+        let token = self.st.cfg.admin.admin_token.as_deref().unwrap_or_default();
         super::token_matches(header, token)
     }
 
@@ -394,7 +394,7 @@ impl Api {
     fn hash(&self, plain: &str) -> Result<String, ApiError> {
         password::hash(
             password::md5_hex(plain).as_bytes(),
-            self.st.cfg.password_hash_cost,
+            self.st.cfg.auth.password_hash_cost,
         )
         .map_err(|e| internal(e.to_string()))
     }
@@ -618,7 +618,7 @@ impl Api {
 
     fn check_members(&self, members: &[u32]) -> Result<Vec<u32>, ApiError> {
         let members = dedup(members);
-        let cap = self.st.cfg.max_normal_group_members;
+        let cap = self.st.cfg.admin.max_normal_group_members;
         if u32::try_from(members.len()).map_or(true, |n| n > cap) {
             return Err(bad(format!("more than {cap} members")));
         }
@@ -706,7 +706,7 @@ impl Api {
         let b: MembersBody = parse_body(body)?;
         self.load_normal(id)?;
         let members = dedup(&b.members);
-        let cap = self.st.cfg.max_normal_group_members;
+        let cap = self.st.cfg.admin.max_normal_group_members;
         if u32::try_from(members.len()).map_or(true, |n| n > cap) {
             return Err(bad(format!("more than {cap} members")));
         }
@@ -748,10 +748,10 @@ impl Api {
     fn post_message(&mut self, body: &[u8]) -> ApiResult {
         let b: MessageBody = parse_body(body)?;
         let len = b.text.len();
-        if len == 0 || u32::try_from(len).map_or(true, |n| n > self.st.cfg.max_text_len) {
+        if len == 0 || u32::try_from(len).map_or(true, |n| n > self.st.cfg.msg.max_text_len) {
             return Err(bad(format!(
                 "text must be 1 to {} bytes",
-                self.st.cfg.max_text_len
+                self.st.cfg.msg.max_text_len
             )));
         }
         if self.st.directory.read().active(b.from).is_none() {

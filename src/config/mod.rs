@@ -27,79 +27,26 @@
 //! A relative `DataDir` is kept as written and therefore resolves against the process's current
 //! directory (not the conf file's directory), as TeamTalk operators expect.
 //!
-//! Every key, its type, default and meaning: `docs/configuration.md`; the demo conf
-//! `conf/ttserver.conf` lists them in the same order.
+//! Every key is declared once, in the key table of `table.rs`: its field, type, default, range,
+//! the roles that read it and its reference text. `Config` has one part per role
+//! (`cfg.net`, `cfg.login`, `cfg.auth`, `cfg.msg`, `cfg.file`, `cfg.msfs`, `cfg.admin`,
+//! `cfg.store`). The key list, the `Config` parts, their defaults, the per-key parser, the redacted `Debug` and the key table of
+//! `docs/configuration.md` all come from there (`kind.rs` has the value kinds: parse, range
+//! check, type text). The demo conf `conf/ttserver.conf` lists every key in the same order, at
+//! its default (a test checks both).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::auth::HashCost;
-use crate::store::DbSync;
+mod kind;
+mod table;
 
-/// Every key, in the order of `docs/configuration.md` and `conf/ttserver.conf`.
-pub const KEYS: &[&str] = &[
-    "ClientListen",
-    "MsgListen",
-    "FileListen",
-    "MsfsListen",
-    "AdminListen",
-    "IpAddr1",
-    "IpAddr2",
-    "FileAddr",
-    "FileServer",
-    "MsfsBaseUrl",
-    "AdminToken",
-    "DataDir",
-    "Workers",
-    "DbReaders",
-    "DbSync",
-    "PasswordHashCost",
-    "MaxConnCnt",
-    "MaxPduSize",
-    "MaxPduSizeBeforeLogin",
-    "MaxOutPduSize",
-    "MaxTextLen",
-    "MaxAudioLen",
-    "MsgRateLimit",
-    "OutBufCap",
-    "MaxRecentContacts",
-    "MaxUnreadPeers",
-    "MaxUnreadMsgs",
-    "MaxGroupUnread",
-    "MaxAllUsers",
-    "AllUsersSplit",
-    "MaxGroupList",
-    "MaxRecentGroups",
-    "MaxTempGroupMembers",
-    "MaxNormalGroupMembers",
-    "LoginTimeout",
-    "PcIdleTimeout",
-    "MobileIdleTimeout",
-    "PresenceToMobile",
-    "MaxFileSize",
-    "LoginFailLimit",
-    "LoginFailWindow",
-    "LoginLockout",
-    "OfflineFileDays",
-    "MaxOfflineFiles",
-    "TaskTimeout",
-    "FileSweepInterval",
-    "FileSegmentSize",
-    "MaxFileTasks",
-    "TokenGrace",
-    "MsfsMaxFileSize",
-    "MsfsRequireToken",
-    "MsfsMaxConns",
-    "ClusterSecret",
-    "MaxInFlight",
-    "DbBatchMax",
-    "DbQueueCap",
-    "ReadBufSize",
-    "StopTimeout",
-];
+pub use table::{
+    key_docs, reference_markdown, AdminConfig, AuthConfig, Config, FileConfig, KeyDoc, LoginConfig,
+    MsfsConfig, MsgConfig, NetConfig, StoreConfig, KEYS,
+};
 
 /// Longest duration any key accepts (one year). Keeps `Instant + Duration` far from overflow.
 pub const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
@@ -118,168 +65,8 @@ pub const SHIPPED_SECRETS: &[&str] = &[
     "demo-admin-token-change-me",
     "change-me-to-a-long-random-secret",
 ];
-/// Size of a PDU header (protocol.md): the smallest possible PDU.
-const PDU_HEADER_LEN: u64 = 12;
-const PDU_LIMIT: u64 = MAX_PDU_LIMIT as u64;
 /// `DbReaders = 0` resolves to this many reader threads.
 const AUTO_DB_READERS: usize = 2;
-
-/// The typed configuration. Field names are the snake_case of the conf keys; see
-/// `docs/configuration.md` for each key's meaning, default and overflow behaviour.
-///
-/// `Debug` prints `AdminToken` and `ClusterSecret` redacted, so the struct can be logged.
-#[derive(Clone)]
-pub struct Config {
-    /// Where the values came from, for messages: the conf file name, or `(defaults)`.
-    pub source: String,
-
-    pub client_listen: SocketAddr,
-    pub msg_listen: SocketAddr,
-    pub file_listen: SocketAddr,
-    pub msfs_listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    pub ip_addr1: String,
-    /// `None` = same as `ip_addr1`; use [`Config::ip_addr2`].
-    pub ip_addr2: Option<String>,
-    pub file_addr: Vec<String>,
-    /// A file role running alone (`ttserver file`) that `run` links to instead of starting its
-    /// own; clients get `FileAddr` with this port.
-    pub file_server: Option<SocketAddr>,
-    /// Without a trailing `/`. `None` = `http://<IpAddr1>:<msfs port>`; use
-    /// [`Config::msfs_base_url_for`].
-    pub msfs_base_url: Option<String>,
-    /// `None` when the conf file has no `AdminToken` line: `ttserver run` then reads (or
-    /// creates) `DataDir/admin.token` and sets it ([`crate::admin::token::resolve`]).
-    pub admin_token: Option<String>,
-    pub data_dir: PathBuf,
-    /// 0 = auto; use [`Config::workers`].
-    pub workers: usize,
-    /// 0 = auto; use [`Config::db_readers`].
-    pub db_readers: usize,
-    pub db_sync: DbSync,
-    pub password_hash_cost: HashCost,
-    pub max_conn_cnt: usize,
-    pub max_pdu_size: u32,
-    /// Largest PDU accepted before a connection has logged in (login port: always).
-    pub max_pdu_size_before_login: u32,
-    pub max_out_pdu_size: u32,
-    pub max_text_len: u32,
-    pub max_audio_len: u32,
-    pub msg_rate_limit: u32,
-    pub out_buf_cap: usize,
-    pub max_recent_contacts: u32,
-    pub max_unread_peers: u32,
-    pub max_unread_msgs: u32,
-    pub max_group_unread: u32,
-    pub max_all_users: u32,
-    /// 2/15 longer than one `MaxOutPduSize` frame goes out as several frames (B-USER-2).
-    pub all_users_split: bool,
-    pub max_group_list: u32,
-    pub max_recent_groups: u32,
-    pub max_temp_group_members: u32,
-    pub max_normal_group_members: u32,
-    pub login_timeout: Duration,
-    pub pc_idle_timeout: Duration,
-    pub mobile_idle_timeout: Duration,
-    pub presence_to_mobile: bool,
-    pub max_file_size: u64,
-    pub login_fail_limit: u32,
-    pub login_fail_window: Duration,
-    pub login_lockout: Duration,
-    pub offline_file_days: u32,
-    pub max_offline_files: u32,
-    pub task_timeout: Duration,
-    /// How often the file role deletes expired offline files (B-FILE-15: at least hourly).
-    pub file_sweep_interval: Duration,
-    /// Bytes the server asks for per 6/4 of an offline upload (B-FILE-8).
-    pub file_segment_size: u32,
-    /// Live file tasks at most (6/11 result 2 beyond).
-    pub max_file_tasks: usize,
-    pub token_grace: Duration,
-    pub msfs_max_file_size: u64,
-    pub msfs_require_token: bool,
-    /// Simultaneous msfs HTTP connections (more are accepted and closed at once).
-    pub msfs_max_conns: usize,
-    pub cluster_secret: Option<String>,
-    /// Requests of one connection waiting for storage before the server stops reading it.
-    pub max_in_flight: usize,
-    /// Jobs per group commit of the storage writer.
-    pub db_batch_max: usize,
-    /// Capacity of the storage writer queue and of the reader queue.
-    pub db_queue_cap: usize,
-    /// Bytes read from a socket per `read` call (one buffer per connection).
-    pub read_buf_size: usize,
-    /// Graceful stop (SIGTERM/SIGINT): how long the server may take to commit what it was
-    /// given and send those replies before it closes the connections anyway.
-    pub stop_timeout: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let addr = |s: [u8; 4], port: u16| SocketAddr::from((s, port));
-        Config {
-            source: "(defaults)".to_string(),
-            client_listen: addr([0, 0, 0, 0], 8008),
-            msg_listen: addr([0, 0, 0, 0], 8000),
-            file_listen: addr([0, 0, 0, 0], 8600),
-            msfs_listen: addr([0, 0, 0, 0], 8700),
-            admin_listen: addr([127, 0, 0, 1], 8400),
-            ip_addr1: "127.0.0.1".to_string(),
-            ip_addr2: None,
-            file_addr: vec!["127.0.0.1".to_string()],
-            file_server: None,
-            msfs_base_url: None,
-            admin_token: None,
-            data_dir: PathBuf::from("./data"),
-            workers: 0,
-            db_readers: 0,
-            db_sync: DbSync::Full,
-            password_hash_cost: HashCost::Default,
-            max_conn_cnt: 100_000,
-            max_pdu_size: 1_048_576,
-            max_pdu_size_before_login: 4096,
-            max_out_pdu_size: 409_600,
-            max_text_len: 65_536,
-            max_audio_len: 102_400,
-            msg_rate_limit: 100,
-            out_buf_cap: 4_194_304,
-            max_recent_contacts: 100,
-            max_unread_peers: 300,
-            max_unread_msgs: 100,
-            max_group_unread: 150,
-            max_all_users: 5000,
-            all_users_split: true,
-            max_group_list: 200,
-            max_recent_groups: 100,
-            max_temp_group_members: 1000,
-            max_normal_group_members: 5000,
-            login_timeout: Duration::from_secs(15),
-            pc_idle_timeout: Duration::from_secs(30),
-            mobile_idle_timeout: Duration::from_secs(600),
-            presence_to_mobile: false,
-            max_file_size: 1_073_741_824,
-            login_fail_limit: 5,
-            login_fail_window: Duration::from_secs(60),
-            login_lockout: Duration::from_secs(60),
-            offline_file_days: 7,
-            max_offline_files: 50,
-            task_timeout: Duration::from_secs(3600),
-            file_sweep_interval: Duration::from_secs(3600),
-            file_segment_size: 65_536,
-            max_file_tasks: 100_000,
-            token_grace: Duration::from_secs(60),
-            msfs_max_file_size: 5_242_880,
-            msfs_require_token: true,
-            msfs_max_conns: 256,
-            cluster_secret: None,
-            max_in_flight: 1024,
-            db_batch_max: 1024,
-            db_queue_cap: 65_536,
-            read_buf_size: 65_536,
-            stop_timeout: Duration::from_secs(5),
-        }
-    }
-}
 
 /// One problem found in a conf file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -429,54 +216,60 @@ impl Config {
         };
         let line_of = |a: &str, b: &str| good.get(a).or_else(|| good.get(b)).copied();
         let mut cross = Vec::new();
-        if both_ok("MaxTextLen", "MaxOutPduSize") && cfg.max_text_len >= cfg.max_out_pdu_size {
+        if both_ok("MaxTextLen", "MaxOutPduSize")
+            && cfg.msg.max_text_len >= cfg.msg.max_out_pdu_size
+        {
             cross.push((
                 "MaxTextLen",
                 "MaxOutPduSize",
                 format!(
                     "must be less than MaxOutPduSize ({}): a text message must fit in the PDU that delivers it",
-                    cfg.max_out_pdu_size
+                    cfg.msg.max_out_pdu_size
                 ),
             ));
         }
-        if both_ok("MaxAudioLen", "MaxOutPduSize") && cfg.max_audio_len >= cfg.max_out_pdu_size {
+        if both_ok("MaxAudioLen", "MaxOutPduSize")
+            && cfg.msg.max_audio_len >= cfg.msg.max_out_pdu_size
+        {
             cross.push((
                 "MaxAudioLen",
                 "MaxOutPduSize",
                 format!(
                     "must be less than MaxOutPduSize ({}): an audio message must fit in the PDU that delivers it",
-                    cfg.max_out_pdu_size
+                    cfg.msg.max_out_pdu_size
                 ),
             ));
         }
         if both_ok("OutBufCap", "MaxOutPduSize")
-            && u64::try_from(cfg.out_buf_cap).unwrap_or(u64::MAX) < u64::from(cfg.max_out_pdu_size)
+            && u64::try_from(cfg.net.out_buf_cap).unwrap_or(u64::MAX)
+                < u64::from(cfg.msg.max_out_pdu_size)
         {
             cross.push((
                 "OutBufCap",
                 "MaxOutPduSize",
                 format!(
                     "must be at least MaxOutPduSize ({}): one outgoing PDU must fit in the output buffer",
-                    cfg.max_out_pdu_size
+                    cfg.msg.max_out_pdu_size
                 ),
             ));
         }
         // A 6/5 answering a pull carries the segment plus its fields (task id, user id ...).
         // Not given: the default, lowered to fit a small MaxPduSize.
         if !seen.contains_key("FileSegmentSize") {
-            cfg.file_segment_size = cfg
+            cfg.file.file_segment_size = cfg
+                .file
                 .file_segment_size
-                .min(cfg.max_pdu_size.saturating_sub(1024))
+                .min(cfg.net.max_pdu_size.saturating_sub(1024))
                 .max(1);
         } else if both_ok("FileSegmentSize", "MaxPduSize")
-            && u64::from(cfg.file_segment_size) + 1024 > u64::from(cfg.max_pdu_size)
+            && u64::from(cfg.file.file_segment_size) + 1024 > u64::from(cfg.net.max_pdu_size)
         {
             cross.push((
                 "FileSegmentSize",
                 "MaxPduSize",
                 format!(
                     "must be at most MaxPduSize - 1024 ({}): the uploader's answer must fit in one PDU",
-                    cfg.max_pdu_size.saturating_sub(1024)
+                    cfg.net.max_pdu_size.saturating_sub(1024)
                 ),
             ));
         }
@@ -493,7 +286,7 @@ impl Config {
 
     /// Checks needed before `ttserver file` (the file role alone): `ClusterSecret` is set.
     pub fn validate_for_file(&self) -> Result<(), ConfigError> {
-        if self.cluster_secret.is_some() {
+        if self.net.cluster_secret.is_some() {
             return Ok(());
         }
         Err(ConfigError {
@@ -520,18 +313,18 @@ impl Config {
                 message,
             });
         };
-        if self.file_server.is_some() && self.cluster_secret.is_none() {
+        if self.file.file_server.is_some() && self.net.cluster_secret.is_none() {
             problem(
                 "ClusterSecret",
                 "must be set when FileServer is (it authenticates the link)".to_string(),
             );
         }
         let listeners = [
-            ("ClientListen", self.client_listen),
-            ("MsgListen", self.msg_listen),
-            ("FileListen", self.file_listen),
-            ("MsfsListen", self.msfs_listen),
-            ("AdminListen", self.admin_listen),
+            ("ClientListen", self.net.client_listen),
+            ("MsgListen", self.net.msg_listen),
+            ("FileListen", self.net.file_listen),
+            ("MsfsListen", self.net.msfs_listen),
+            ("AdminListen", self.net.admin_listen),
         ];
         for (i, (key, addr)) in listeners.iter().enumerate() {
             if addr.port() == 0 {
@@ -555,23 +348,26 @@ impl Config {
     /// Where `ttserver run` keeps the admin token when the conf has no `AdminToken`:
     /// `DataDir/admin.token`.
     pub fn admin_token_path(&self) -> PathBuf {
-        self.data_dir.join(crate::admin::token::FILE_NAME)
+        self.store.data_dir.join(crate::admin::token::FILE_NAME)
     }
 
     /// The SQLite database file: `DataDir/ttserver.db`.
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("ttserver.db")
+        self.store.data_dir.join("ttserver.db")
     }
 
     /// `IpAddr2`, or `IpAddr1` when `IpAddr2` is unset.
     pub fn ip_addr2(&self) -> &str {
-        self.ip_addr2.as_deref().unwrap_or(&self.ip_addr1)
+        self.login
+            .ip_addr2
+            .as_deref()
+            .unwrap_or(&self.login.ip_addr1)
     }
 
     /// Worker threads: `Workers`, or the available parallelism when it is 0 (at least 1).
     pub fn workers(&self) -> usize {
-        if self.workers > 0 {
-            self.workers
+        if self.net.workers > 0 {
+            self.net.workers
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
@@ -579,8 +375,8 @@ impl Config {
 
     /// Storage reader threads: `DbReaders`, or 2 when it is 0.
     pub fn db_readers(&self) -> usize {
-        if self.db_readers > 0 {
-            self.db_readers
+        if self.store.db_readers > 0 {
+            self.store.db_readers
         } else {
             AUTO_DB_READERS
         }
@@ -589,264 +385,19 @@ impl Config {
     /// The base of msfs URLs (no trailing `/`): `MsfsBaseUrl`, or `http://<IpAddr1>:<port>` with
     /// the port the msfs listener actually bound (which differs from `MsfsListen` for port 0).
     pub fn msfs_base_url_for(&self, msfs_port: u16) -> String {
-        match &self.msfs_base_url {
+        match &self.msfs.msfs_base_url {
             Some(url) => url.clone(),
-            None if self.ip_addr1.contains(':') => {
-                format!("http://[{}]:{msfs_port}", self.ip_addr1)
+            None if self.login.ip_addr1.contains(':') => {
+                format!("http://[{}]:{msfs_port}", self.login.ip_addr1)
             }
-            None => format!("http://{}:{msfs_port}", self.ip_addr1),
+            None => format!("http://{}:{msfs_port}", self.login.ip_addr1),
         }
-    }
-
-    /// Sets one known key from its (trimmed) value; `Err` is the message for the problem.
-    fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
-        match key {
-            "ClientListen" => self.client_listen = socket_addr(v)?,
-            "MsgListen" => self.msg_listen = socket_addr(v)?,
-            "FileListen" => self.file_listen = socket_addr(v)?,
-            "MsfsListen" => self.msfs_listen = socket_addr(v)?,
-            "AdminListen" => self.admin_listen = socket_addr(v)?,
-            "IpAddr1" => self.ip_addr1 = host(v)?,
-            "IpAddr2" => self.ip_addr2 = optional(v, host)?,
-            "FileAddr" => {
-                let list = v
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(host)
-                    .collect::<Result<Vec<_>, _>>()?;
-                if list.is_empty() {
-                    return Err("needs at least one address".to_string());
-                }
-                self.file_addr = list;
-            }
-            "FileServer" => {
-                self.file_server = if v.is_empty() {
-                    None
-                } else {
-                    Some(socket_addr(v)?)
-                }
-            }
-            "MsfsBaseUrl" => self.msfs_base_url = optional(v, base_url)?,
-            "AdminToken" => {
-                check_admin_token(v)?;
-                self.admin_token = Some(v.to_string());
-            }
-            "DataDir" => {
-                if v.is_empty() {
-                    return Err("missing value".to_string());
-                }
-                self.data_dir = PathBuf::from(v);
-            }
-            "Workers" => self.workers = int(v, 0, 1024)?,
-            "DbReaders" => self.db_readers = int(v, 0, 256)?,
-            "DbSync" => {
-                self.db_sync = match v {
-                    "full" => DbSync::Full,
-                    "normal" => DbSync::Normal,
-                    _ => return Err(format!("expected `full` or `normal`, found `{v}`")),
-                }
-            }
-            "PasswordHashCost" => {
-                self.password_hash_cost = match v {
-                    "low" => HashCost::Low,
-                    "default" => HashCost::Default,
-                    _ => return Err(format!("expected `low` or `default`, found `{v}`")),
-                }
-            }
-            "MaxConnCnt" => self.max_conn_cnt = int(v, 1, 10_000_000)?,
-            "MaxPduSize" => self.max_pdu_size = int(v, PDU_HEADER_LEN, PDU_LIMIT)?,
-            "MaxPduSizeBeforeLogin" => {
-                self.max_pdu_size_before_login = int(v, PDU_HEADER_LEN, PDU_LIMIT)?
-            }
-            "MaxOutPduSize" => self.max_out_pdu_size = int(v, PDU_HEADER_LEN, PDU_LIMIT)?,
-            "MaxTextLen" => self.max_text_len = int(v, 1, PDU_LIMIT)?,
-            "MaxAudioLen" => self.max_audio_len = int(v, 5, PDU_LIMIT)?,
-            "MsgRateLimit" => self.msg_rate_limit = int(v, 1, 1_000_000)?,
-            "OutBufCap" => self.out_buf_cap = int(v, 4096, 1 << 30)?,
-            "MaxRecentContacts" => self.max_recent_contacts = list_cap(v)?,
-            "MaxUnreadPeers" => self.max_unread_peers = list_cap(v)?,
-            "MaxUnreadMsgs" => self.max_unread_msgs = list_cap(v)?,
-            "MaxGroupUnread" => self.max_group_unread = list_cap(v)?,
-            "MaxAllUsers" => self.max_all_users = list_cap(v)?,
-            "AllUsersSplit" => self.all_users_split = boolean(v)?,
-            "MaxGroupList" => self.max_group_list = list_cap(v)?,
-            "MaxRecentGroups" => self.max_recent_groups = list_cap(v)?,
-            "MaxTempGroupMembers" => self.max_temp_group_members = list_cap(v)?,
-            "MaxNormalGroupMembers" => self.max_normal_group_members = list_cap(v)?,
-            "LoginTimeout" => self.login_timeout = secs(v, 1)?,
-            "PcIdleTimeout" => self.pc_idle_timeout = secs(v, 1)?,
-            "MobileIdleTimeout" => self.mobile_idle_timeout = secs(v, 1)?,
-            "PresenceToMobile" => self.presence_to_mobile = boolean(v)?,
-            "MaxFileSize" => self.max_file_size = int(v, 1, u64::MAX)?,
-            "LoginFailLimit" => self.login_fail_limit = int(v, 1, 100)?,
-            "LoginFailWindow" => self.login_fail_window = secs(v, 1)?,
-            "LoginLockout" => self.login_lockout = secs(v, 1)?,
-            "OfflineFileDays" => self.offline_file_days = int(v, 1, 3650)?,
-            "MaxOfflineFiles" => self.max_offline_files = list_cap(v)?,
-            "TaskTimeout" => self.task_timeout = secs(v, 1)?,
-            "FileSegmentSize" => self.file_segment_size = int(v, 1024, 16 << 20)?,
-            "MaxFileTasks" => self.max_file_tasks = int(v, 1, 10_000_000)?,
-            "FileSweepInterval" => {
-                self.file_sweep_interval = int(v, 1, 3600).map(Duration::from_secs)?
-            }
-            "TokenGrace" => self.token_grace = secs(v, 0)?,
-            "MsfsMaxFileSize" => self.msfs_max_file_size = int(v, 1, u64::MAX)?,
-            "MsfsRequireToken" => self.msfs_require_token = boolean(v)?,
-            "MsfsMaxConns" => self.msfs_max_conns = int(v, 1, 100_000)?,
-            "ClusterSecret" => self.cluster_secret = optional(v, cluster_secret)?,
-            "MaxInFlight" => self.max_in_flight = int(v, 1, 1 << 20)?,
-            "DbBatchMax" => self.db_batch_max = int(v, 1, 1 << 20)?,
-            "DbQueueCap" => self.db_queue_cap = int(v, 1, 1 << 24)?,
-            "ReadBufSize" => self.read_buf_size = int(v, 1024, 16 << 20)?,
-            "StopTimeout" => self.stop_timeout = secs(v, 0)?,
-            _ => return Err("unknown key".to_string()),
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
-        f.debug_struct("Config")
-            .field("source", &self.source)
-            .field("client_listen", &self.client_listen)
-            .field("msg_listen", &self.msg_listen)
-            .field("file_listen", &self.file_listen)
-            .field("msfs_listen", &self.msfs_listen)
-            .field("admin_listen", &self.admin_listen)
-            .field("ip_addr1", &self.ip_addr1)
-            .field("ip_addr2", &self.ip_addr2)
-            .field("file_addr", &self.file_addr)
-            .field("file_server", &self.file_server)
-            .field("msfs_base_url", &self.msfs_base_url)
-            .field("admin_token", &self.admin_token.as_deref().map(redacted))
-            .field("data_dir", &self.data_dir)
-            .field("workers", &self.workers)
-            .field("db_readers", &self.db_readers)
-            .field("db_sync", &self.db_sync)
-            .field("password_hash_cost", &self.password_hash_cost)
-            .field("max_conn_cnt", &self.max_conn_cnt)
-            .field("max_pdu_size", &self.max_pdu_size)
-            .field("max_pdu_size_before_login", &self.max_pdu_size_before_login)
-            .field("max_out_pdu_size", &self.max_out_pdu_size)
-            .field("max_text_len", &self.max_text_len)
-            .field("max_audio_len", &self.max_audio_len)
-            .field("msg_rate_limit", &self.msg_rate_limit)
-            .field("out_buf_cap", &self.out_buf_cap)
-            .field("max_recent_contacts", &self.max_recent_contacts)
-            .field("max_unread_peers", &self.max_unread_peers)
-            .field("max_unread_msgs", &self.max_unread_msgs)
-            .field("max_group_unread", &self.max_group_unread)
-            .field("max_all_users", &self.max_all_users)
-            .field("all_users_split", &self.all_users_split)
-            .field("max_group_list", &self.max_group_list)
-            .field("max_recent_groups", &self.max_recent_groups)
-            .field("max_temp_group_members", &self.max_temp_group_members)
-            .field("max_normal_group_members", &self.max_normal_group_members)
-            .field("login_timeout", &self.login_timeout)
-            .field("pc_idle_timeout", &self.pc_idle_timeout)
-            .field("mobile_idle_timeout", &self.mobile_idle_timeout)
-            .field("presence_to_mobile", &self.presence_to_mobile)
-            .field("max_file_size", &self.max_file_size)
-            .field("login_fail_limit", &self.login_fail_limit)
-            .field("login_fail_window", &self.login_fail_window)
-            .field("login_lockout", &self.login_lockout)
-            .field("offline_file_days", &self.offline_file_days)
-            .field("max_offline_files", &self.max_offline_files)
-            .field("task_timeout", &self.task_timeout)
-            .field("file_sweep_interval", &self.file_sweep_interval)
-            .field("file_segment_size", &self.file_segment_size)
-            .field("max_file_tasks", &self.max_file_tasks)
-            .field("token_grace", &self.token_grace)
-            .field("msfs_max_file_size", &self.msfs_max_file_size)
-            .field("msfs_require_token", &self.msfs_require_token)
-            .field("msfs_max_conns", &self.msfs_max_conns)
-            .field(
-                "cluster_secret",
-                &self.cluster_secret.as_deref().map(redacted),
-            )
-            .field("max_in_flight", &self.max_in_flight)
-            .field("db_batch_max", &self.db_batch_max)
-            .field("db_queue_cap", &self.db_queue_cap)
-            .field("read_buf_size", &self.read_buf_size)
-            .field("stop_timeout", &self.stop_timeout)
-            .finish()
     }
 }
 
 /// Whether two listen addresses with the same port would clash (same IP, or either unspecified).
 fn overlaps(a: &SocketAddr, b: &SocketAddr) -> bool {
     a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified()
-}
-
-/// A plain decimal integer in `min..=max`.
-fn int<T: TryFrom<u64>>(v: &str, min: u64, max: u64) -> Result<T, String> {
-    if v.is_empty() {
-        return Err("missing value".to_string());
-    }
-    if !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("expected a plain decimal number, found `{v}`"));
-    }
-    let range = || format!("out of range: must be {min}..={max}, found {v}");
-    let n: u64 = v.parse().map_err(|_| range())?;
-    if n < min || n > max {
-        return Err(range());
-    }
-    T::try_from(n).map_err(|_| range())
-}
-
-/// Caps on list replies and group sizes: `1..=1_000_000`.
-fn list_cap(v: &str) -> Result<u32, String> {
-    int(v, 1, 1_000_000)
-}
-
-/// Whole seconds in `min..=MAX_DURATION_SECS`.
-fn secs(v: &str, min: u64) -> Result<Duration, String> {
-    int(v, min, MAX_DURATION_SECS).map(Duration::from_secs)
-}
-
-fn boolean(v: &str) -> Result<bool, String> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(format!("expected `true` or `false`, found `{v}`")),
-    }
-}
-
-fn socket_addr(v: &str) -> Result<SocketAddr, String> {
-    v.parse().map_err(|_| {
-        format!(
-            "expected host:port with a numeric IP (e.g. 0.0.0.0:8000 or [::]:8000), found `{v}`"
-        )
-    })
-}
-
-/// An address handed to clients: an IP or a host name, no whitespace or control characters.
-fn host(v: &str) -> Result<String, String> {
-    if v.is_empty() {
-        return Err("missing value".to_string());
-    }
-    if v.len() > 255 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("expected an IP address or host name, found `{v}`"));
-    }
-    Ok(v.to_string())
-}
-
-fn base_url(v: &str) -> Result<String, String> {
-    let url = v.trim_end_matches('/');
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    match rest {
-        Some(r) if !r.is_empty() && url.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(url.to_string())
-        }
-        _ => Err(format!(
-            "expected an http:// or https:// URL without spaces, found `{v}`"
-        )),
-    }
 }
 
 /// The rules of an admin token (B-ADM-1), from the conf or from `DataDir/admin.token`: at least
@@ -859,7 +410,7 @@ pub fn check_admin_token(v: &str) -> Result<(), String> {
              line to keep the token in DataDir/admin.token"
         ));
     }
-    token(v)?;
+    kind::token(v)?;
     if v.len() < MIN_ADMIN_TOKEN_LEN {
         return Err(format!(
             "too short: at least {MIN_ADMIN_TOKEN_LEN} characters"
@@ -880,39 +431,33 @@ pub fn check_admin_token(v: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A secret that travels in a header: printable ASCII without spaces.
-fn token(v: &str) -> Result<String, String> {
-    if !v.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("must be printable ASCII without spaces".to_string());
-    }
-    Ok(v.to_string())
-}
-
-fn cluster_secret(v: &str) -> Result<String, String> {
-    let s = token(v)?;
-    if s.len() < MIN_CLUSTER_SECRET_LEN {
-        return Err(format!(
-            "too short: at least {MIN_CLUSTER_SECRET_LEN} characters"
-        ));
-    }
-    Ok(s)
-}
-
-/// An optional string key: empty = unset.
-fn optional(
-    v: &str,
-    parse: impl Fn(&str) -> Result<String, String>,
-) -> Result<Option<String>, String> {
-    if v.is_empty() {
-        Ok(None)
-    } else {
-        parse(v).map(Some)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::auth::HashCost;
+    use crate::store::DbSync;
+
+    /// Where the generated key table sits in `docs/configuration.md`.
+    const BEGIN: &str = "<!-- keys:begin (generated from src/config/table.rs) -->\n";
+    const END: &str = "<!-- keys:end -->";
+
+    fn docs_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md")
+    }
+
+    /// `docs/configuration.md` split around the generated table: (before, table, after).
+    fn docs_parts() -> (String, String, String) {
+        let text = std::fs::read_to_string(docs_path()).unwrap();
+        let (before, rest) = text
+            .split_once(BEGIN)
+            .expect("no keys:begin marker in the docs");
+        let (table, after) = rest
+            .split_once(END)
+            .expect("no keys:end marker in the docs");
+        (before.to_string(), table.to_string(), after.to_string())
+    }
 
     fn conf_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("conf")
@@ -930,17 +475,17 @@ mod tests {
         let c = Config::load(&conf_dir().join("ttserver.conf")).unwrap();
         let d = Config::default();
         // No AdminToken: `ttserver run` keeps a generated one in DataDir/admin.token.
-        assert_eq!(c.admin_token, None);
+        assert_eq!(c.admin.admin_token, None);
         assert_eq!(c.admin_token_path(), PathBuf::from("./data/admin.token"));
-        assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.client_listen, "0.0.0.0:8008".parse().unwrap());
-        assert_eq!(c.msg_listen, "0.0.0.0:8000".parse().unwrap());
-        assert_eq!(c.file_listen, "0.0.0.0:8600".parse().unwrap());
-        assert_eq!(c.msfs_listen, "0.0.0.0:8700".parse().unwrap());
-        assert_eq!(c.admin_listen, "127.0.0.1:8400".parse().unwrap());
+        assert_eq!(c.store.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.net.client_listen, "0.0.0.0:8008".parse().unwrap());
+        assert_eq!(c.net.msg_listen, "0.0.0.0:8000".parse().unwrap());
+        assert_eq!(c.net.file_listen, "0.0.0.0:8600".parse().unwrap());
+        assert_eq!(c.net.msfs_listen, "0.0.0.0:8700".parse().unwrap());
+        assert_eq!(c.net.admin_listen, "127.0.0.1:8400".parse().unwrap());
         assert_eq!(c.ip_addr2(), "127.0.0.1");
-        assert_eq!(c.max_pdu_size, 1_048_576);
-        assert_eq!(c.login_timeout, Duration::from_secs(15));
+        assert_eq!(c.net.max_pdu_size, 1_048_576);
+        assert_eq!(c.net.login_timeout, Duration::from_secs(15));
         assert_eq!(c.db_path(), PathBuf::from("./data/ttserver.db"));
         // Everything else is the default: compare the Debug output with the source put back.
         let c2 = Config {
@@ -954,15 +499,15 @@ mod tests {
     #[test]
     fn file_conf_runs_the_file_role_alone() {
         let c = Config::load(&conf_dir().join("file.conf")).unwrap();
-        assert_eq!(c.file_listen, "0.0.0.0:8600".parse().unwrap());
+        assert_eq!(c.net.file_listen, "0.0.0.0:8600".parse().unwrap());
         assert!(c.validate_for_file().is_ok());
         let mut no_secret = c.clone();
-        no_secret.cluster_secret = None;
+        no_secret.net.cluster_secret = None;
         assert!(no_secret.validate_for_file().is_err());
         // `run` with FileServer needs the secret too.
         let mut run = Config::parse("FileServer=127.0.0.1:8600", "t.conf").unwrap();
         assert!(run.validate_for_run().is_err());
-        run.cluster_secret = c.cluster_secret.clone();
+        run.net.cluster_secret = c.net.cluster_secret.clone();
         assert!(run.validate_for_run().is_ok());
     }
 
@@ -980,9 +525,63 @@ mod tests {
     }
 
     #[test]
+    fn docs_key_table_is_generated_from_the_table() {
+        let (_, table, _) = docs_parts();
+        assert!(
+            table == reference_markdown(),
+            "the key table in docs/configuration.md differs from src/config/table.rs; \
+             regenerate it with `cargo test --lib config::tests::write_key_reference -- --ignored`"
+        );
+    }
+
+    /// Rewrites the key table of `docs/configuration.md` from the key table (run it after
+    /// changing a key: `cargo test --lib config::tests::write_key_reference -- --ignored`).
+    #[test]
+    #[ignore = "writes docs/configuration.md"]
+    fn write_key_reference() {
+        let (before, _, after) = docs_parts();
+        let text = format!("{before}{BEGIN}{}{END}{after}", reference_markdown());
+        std::fs::write(docs_path(), text).unwrap();
+    }
+
+    #[test]
+    fn demo_conf_sets_every_key_to_its_default() {
+        let text = std::fs::read_to_string(conf_dir().join("ttserver.conf")).unwrap();
+        let docs = key_docs();
+        let mut n = 0;
+        for line in text.lines() {
+            // A commented-out key (`# AdminToken=`) counts too: uncommented, it must not
+            // change anything either.
+            let line = line.trim_start_matches('#').trim();
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            if let Some(doc) = docs.iter().find(|d| d.name == k.trim()) {
+                assert_eq!(v.trim(), doc.default, "{} in conf/ttserver.conf", doc.name);
+                n += 1;
+            }
+        }
+        assert_eq!(n, KEYS.len());
+    }
+
+    #[test]
+    fn every_default_written_back_parses_to_the_default() {
+        let d = format!("{:?}", Config::default());
+        for doc in key_docs() {
+            // Not given, AdminToken comes from DataDir/admin.token; given empty it is an error.
+            if doc.name == "AdminToken" {
+                assert_eq!(doc.default, "");
+                continue;
+            }
+            let c = Config::parse(&format!("{}={}", doc.name, doc.default), "(defaults)")
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(format!("{c:?}"), d, "{}", doc.name);
+        }
+    }
+
+    #[test]
     fn docs_list_every_key_in_order() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
-        let text = std::fs::read_to_string(path).unwrap();
+        let text = std::fs::read_to_string(docs_path()).unwrap();
         let found: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
@@ -1022,7 +621,7 @@ mod tests {
         );
         // An unset AdminToken passes the run check: it comes from DataDir/admin.token.
         let c = Config::parse("", "empty.conf").unwrap();
-        assert_eq!(c.admin_token, None);
+        assert_eq!(c.admin.admin_token, None);
         assert!(c.validate_for_run().is_ok());
     }
 
@@ -1031,11 +630,11 @@ mod tests {
         let text = "\u{feff}# a comment\n\n   \n  MaxTextLen =  100  # trailing comment\r\n\
                     #MaxPduSize=5\nPresenceToMobile=true#no space\nIpAddr2=\nFileAddr= 10.0.0.1 ; host.example ;\n";
         let c = Config::parse(text, "t.conf").unwrap();
-        assert_eq!(c.max_text_len, 100);
-        assert_eq!(c.max_pdu_size, 1_048_576);
-        assert!(c.presence_to_mobile);
-        assert_eq!(c.ip_addr2, None);
-        assert_eq!(c.file_addr, vec!["10.0.0.1", "host.example"]);
+        assert_eq!(c.msg.max_text_len, 100);
+        assert_eq!(c.net.max_pdu_size, 1_048_576);
+        assert!(c.msg.presence_to_mobile);
+        assert_eq!(c.login.ip_addr2, None);
+        assert_eq!(c.file.file_addr, vec!["10.0.0.1", "host.example"]);
     }
 
     #[test]
@@ -1045,16 +644,16 @@ mod tests {
                     MaxFileSize=10000000000\nMsfsBaseUrl=https://img.example.com/\n\
                     ClusterSecret=0123456789abcdef\nDataDir=/var/lib/tt\n";
         let c = Config::parse(text, "t.conf").unwrap();
-        assert_eq!(c.msg_listen, "[::1]:0".parse().unwrap());
+        assert_eq!(c.net.msg_listen, "[::1]:0".parse().unwrap());
         assert_eq!(c.ip_addr2(), "tt.example.com");
         assert_eq!(c.workers(), 3);
         assert_eq!(c.db_readers(), 2);
-        assert_eq!(c.db_sync, DbSync::Normal);
-        assert_eq!(c.password_hash_cost, HashCost::Low);
-        assert_eq!(c.login_lockout, Duration::from_secs(120));
-        assert_eq!(c.max_file_size, 10_000_000_000);
+        assert_eq!(c.store.db_sync, DbSync::Normal);
+        assert_eq!(c.auth.password_hash_cost, HashCost::Low);
+        assert_eq!(c.auth.login_lockout, Duration::from_secs(120));
+        assert_eq!(c.file.max_file_size, 10_000_000_000);
         assert_eq!(c.msfs_base_url_for(1), "https://img.example.com");
-        assert_eq!(c.cluster_secret.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(c.net.cluster_secret.as_deref(), Some("0123456789abcdef"));
         assert_eq!(c.db_path(), PathBuf::from("/var/lib/tt/ttserver.db"));
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
         let d = Config::default();
@@ -1181,7 +780,7 @@ mod tests {
         let e = err("MaxPduSize=65536\nFileSegmentSize=65536");
         assert!(e.to_string().contains("FileSegmentSize"), "{e}");
         let c = Config::parse("MaxPduSize=1048576\nFileSegmentSize=131072", "t.conf").unwrap();
-        assert_eq!(c.file_segment_size, 131_072);
+        assert_eq!(c.file.file_segment_size, 131_072);
     }
 
     #[test]
@@ -1235,7 +834,7 @@ mod tests {
             assert!(e.problems[0].message.contains(what), "{text}: {e}");
         }
         let c = Config::parse("AdminToken=0123456789abcdef", "t.conf").unwrap();
-        assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(c.admin.admin_token.as_deref(), Some("0123456789abcdef"));
         assert!(c.validate_for_run().is_ok());
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
         let long = "a".repeat(MAX_ADMIN_TOKEN_LEN);
