@@ -720,3 +720,19 @@ fn weak_admin_token_in_conf_refused() {
         assert!(err.contains(what), "{value:?}: {err}");
     }
 }
+
+/// A connection that sends nothing is closed when its first request is overdue (5 s after the
+/// accept), not after the 60 s keep-alive idle time (it used to start counting at the first
+/// byte).
+#[test]
+fn a_silent_admin_connection_is_closed_at_the_request_deadline() {
+    use std::io::Read;
+    let (srv, _) = Server::start(&[]);
+    let mut s = TcpStream::connect(srv.admin).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut b = [0u8; 16];
+    let r = s.read(&mut b);
+    let timed_out = matches!(&r, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    assert!(!timed_out, "the silent connection is still open after 20 s");
+    assert!(matches!(r, Ok(0) | Err(_)), "unexpected bytes: {r:?}");
+}

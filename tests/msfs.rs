@@ -514,3 +514,91 @@ fn pipelined_requests_and_expect_continue() {
     assert_eq!(r.header("connection"), Some("close"));
     assert!(h.closed());
 }
+
+/// Reads until the server closes the connection (EOF or reset); false if `within` passes first.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until done or the connection fails.
+fn trickle(mut s: TcpStream, bytes: Vec<u8>, gap: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for b in bytes {
+            if s.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(gap);
+        }
+    })
+}
+
+#[test]
+fn slow_clients_cannot_hold_msfs_connections() {
+    // MsfsHeadTimeout: a silent connection, and a head trickled in a byte at a time (each byte
+    // resets the 30 s idle time), are closed once the head is overdue; MsfsMinBodyRate: a body
+    // trickled far below the rate is closed after the grace. Before, each held a slot for up to
+    // 300 s.
+    let (srv, _) = Server::start_with(
+        "MsfsHeadTimeout=2\nMsfsMinBodyRate=100000\nMsfsRequireToken=false\n",
+        &[("alice", "a")],
+    );
+    let mut silent = TcpStream::connect(srv.msfs).unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(20)),
+        "silent"
+    );
+
+    let mut head = TcpStream::connect(srv.msfs).unwrap();
+    let t = trickle(
+        head.try_clone().unwrap(),
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .to_vec(),
+        Duration::from_millis(200),
+    );
+    assert!(
+        closed_within(&mut head, Duration::from_secs(20)),
+        "trickled head"
+    );
+    t.join().unwrap();
+
+    let mut body = TcpStream::connect(srv.msfs).unwrap();
+    body.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; \
+             boundary={BOUNDARY}\r\nContent-Length: 1000000\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let t = trickle(
+        body.try_clone().unwrap(),
+        vec![b'x'; 200],
+        Duration::from_millis(100),
+    );
+    assert!(
+        closed_within(&mut body, Duration::from_secs(30)),
+        "trickled body"
+    );
+    t.join().unwrap();
+
+    // A normal upload right after is served.
+    let mut h = Http::connect(srv.msfs);
+    let r = h.upload("/", None, "a.png", b"fine");
+    assert_eq!(r.json()["error_code"], 0);
+}

@@ -31,7 +31,8 @@ const WAKE: Token = Token(1);
 const MAX_HEADERS: usize = 64;
 const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 1024 * 1024;
-/// A started request must be complete within this time.
+/// A started request (the first one: counted from the accept) must be complete within this
+/// time.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// An idle keep-alive connection is closed after this time.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -160,7 +161,10 @@ impl Loop {
                             out: Vec::new(),
                             close_after: false,
                             continued: false,
-                            started: None,
+                            // The first request is due REQUEST_DEADLINE after the accept, so
+                            // a connection that sends nothing does not hold a slot for
+                            // IDLE_TIMEOUT.
+                            started: Some(Instant::now()),
                             last: Instant::now(),
                         },
                     );

@@ -739,6 +739,20 @@ config_table! {
         meaning: "simultaneous msfs HTTP connections; each buffers at most one upload (`MsfsMaxFileSize` + 64 KiB), so this bounds upload memory",
         limit: "accepted and closed at once (`conn_cap_rejects`)",
     }
+    MsfsHeadTimeout {
+        field: msfs.msfs_head_timeout: Duration = Duration::from_secs(10),
+        kind: secs(1),
+        roles: "msfs",
+        meaning: "a request head must be complete this long after the connection was accepted (first request) or after its first byte (later requests on a kept-alive connection), however the bytes trickle in",
+        limit: "connection closed",
+    }
+    MsfsMinBodyRate {
+        field: msfs.msfs_min_body_rate: u64 = 16_384,
+        kind: int(1, 1_073_741_824),
+        roles: "msfs",
+        meaning: "bytes per second an upload body must keep up on average, after a 10 s grace from the end of its head (a slow sender cannot hold a connection for long)",
+        limit: "connection closed",
+    }
     ClusterSecret {
         field: net.cluster_secret: Option<String> = None,
         kind: Opt(Secret),

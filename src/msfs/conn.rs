@@ -2,12 +2,15 @@
 //! non-blocking reads and writes of its socket.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
 use super::head::Head;
-use super::{BAD_REQUEST, IDLE_TIMEOUT, MAX_HEAD, REQUEST_DEADLINE, TOO_LARGE, UNAUTHORIZED};
+use super::requests::Pace;
+use super::{
+    BAD_REQUEST, BODY_GRACE, IDLE_TIMEOUT, MAX_HEAD, REQUEST_DEADLINE, TOO_LARGE, UNAUTHORIZED,
+};
 
 pub(super) struct Conn {
     pub(super) stream: TcpStream,
@@ -31,8 +34,10 @@ pub(super) struct Conn {
     pub(super) peer_eof: bool,
     /// Last byte read or written.
     pub(super) last: Instant,
-    /// First byte of the request being received.
+    /// First byte of the request being received (for the first request: the accept).
     pub(super) started: Option<Instant>,
+    /// When the head of the request being received was complete (its body is arriving).
+    pub(super) body_from: Option<Instant>,
     /// The deadline of this connection's live timer entry.
     pub(super) armed: Instant,
 }
@@ -47,8 +52,11 @@ impl Conn {
         need.saturating_sub(self.inbuf.len())
     }
 
-    /// When the connection is closed, `None` while a job is in flight.
-    pub(super) fn deadline(&self) -> Option<Instant> {
+    /// When the connection is closed, `None` while a job is in flight: idle for
+    /// `IDLE_TIMEOUT`, a head not complete `pace.head` after it started, a body behind
+    /// `pace.min_body_rate` (after `BODY_GRACE`), or a request older than `REQUEST_DEADLINE`.
+    /// Bytes that trickle in reset only the idle time.
+    pub(super) fn deadline(&self, pace: &Pace) -> Option<Instant> {
         if let Some(t) = self.lingering {
             return Some(t);
         }
@@ -56,10 +64,21 @@ impl Conn {
             return None;
         }
         let idle = self.last + IDLE_TIMEOUT;
-        Some(match self.started {
-            Some(s) => idle.min(s + REQUEST_DEADLINE),
-            None => idle,
-        })
+        let Some(started) = self.started else {
+            return Some(idle);
+        };
+        let request = match (&self.head, self.body_from) {
+            (Some(h), Some(from)) => {
+                // Each byte received buys 1 / rate seconds.
+                let received = u64::try_from(self.inbuf.len().saturating_sub(h.len)).unwrap_or(0);
+                let earned = Duration::from_millis(
+                    received.saturating_mul(1000) / pace.min_body_rate.max(1),
+                );
+                (from + BODY_GRACE + earned).min(started + REQUEST_DEADLINE)
+            }
+            _ => started + pace.head,
+        };
+        Some(idle.min(request))
     }
 
     /// Queues a complete response (`body` is moved, not copied).

@@ -88,7 +88,8 @@ impl Loop {
                     let generation = self.next_gen;
                     self.next_gen = self.next_gen.wrapping_add(1);
                     let now = Instant::now();
-                    let armed = now + IDLE_TIMEOUT;
+                    // The first request's head is due `MsfsHeadTimeout` after the accept.
+                    let armed = now + self.ctx.pace.head.min(IDLE_TIMEOUT);
                     self.ctx.timers.arm(armed, TimerKey { slot, generation });
                     entry.insert(Conn {
                         stream,
@@ -103,7 +104,8 @@ impl Loop {
                         lingering: None,
                         peer_eof: false,
                         last: now,
-                        started: None,
+                        started: Some(now),
+                        body_from: None,
                         armed,
                     });
                 }
@@ -162,7 +164,7 @@ impl Loop {
             if c.generation != key.generation || c.armed != at {
                 continue;
             }
-            let next = match c.deadline() {
+            let next = match c.deadline(&self.ctx.pace) {
                 Some(d) if d <= now => {
                     log::debug!(target: "msfs", "conn={key:?} timed out");
                     self.close(key.slot);
@@ -220,6 +222,7 @@ fn drive(ctx: &mut Ctx, key: TimerKey, c: &mut Conn, scratch: &mut [u8]) -> bool
             }
         }
         if !progress {
+            rearm_if_earlier(ctx, key, c);
             return true;
         }
     }
@@ -252,6 +255,7 @@ fn advance(ctx: &mut Ctx, key: TimerKey, c: &mut Conn) -> bool {
                     }
                 }
                 c.head = Some(h);
+                c.body_from = Some(Instant::now());
                 changed = true;
             }
         }
@@ -268,9 +272,19 @@ fn advance(ctx: &mut Ctx, key: TimerKey, c: &mut Conn) -> bool {
     let rest = c.inbuf.split_off(need);
     let bytes = std::mem::replace(&mut c.inbuf, rest);
     c.started = (!c.inbuf.is_empty()).then(Instant::now);
+    c.body_from = None;
     if h.close {
         c.close_after = true;
     }
     ctx.handle(key, c, &h, bytes);
     true
+}
+
+/// A deadline that moved before the armed timer (a new request's head, a slow body) gets its
+/// own timer entry; the later one is then stale and skipped.
+fn rearm_if_earlier(ctx: &mut Ctx, key: TimerKey, c: &mut Conn) {
+    if let Some(d) = c.deadline(&ctx.pace).filter(|d| *d < c.armed) {
+        c.armed = d;
+        ctx.timers.arm(d, key);
+    }
 }

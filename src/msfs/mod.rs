@@ -65,7 +65,7 @@ use slab::Slab;
 use crate::net::timer::DeadlineHeap;
 use crate::state::State;
 use event_loop::Loop;
-use requests::Ctx;
+use requests::{Ctx, Pace};
 
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -82,6 +82,8 @@ const MAX_OTHER_BODY: usize = MAX_HEAD;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A started request (head and body) must be complete within this time.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(300);
+/// An upload body may start slowly: `MsfsMinBodyRate` is enforced from this long after its head.
+pub const BODY_GRACE: Duration = Duration::from_secs(10);
 /// After a closing reply, input is discarded for at most this long before the close.
 pub const LINGER: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 64 * 1024;
@@ -128,6 +130,10 @@ impl Msfs {
             require_token: st.cfg.msfs.msfs_require_token,
             max_file,
             body_limit: max_file.saturating_add(BODY_SLACK),
+            pace: Pace {
+                head: st.cfg.msfs.msfs_head_timeout,
+                min_body_rate: st.cfg.msfs.msfs_min_body_rate,
+            },
             st,
             jobs: job_tx,
             timers: DeadlineHeap::default(),

@@ -2,7 +2,7 @@
 //! the io thread.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
@@ -16,12 +16,22 @@ use crate::state::State;
 use crate::stats::bump;
 
 /// What the loop needs besides its connections.
+/// How fast a request must arrive (`MsfsHeadTimeout`, `MsfsMinBodyRate`): a client that sends
+/// a byte now and then cannot hold a connection (idle is reset by every byte).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pace {
+    pub(super) head: Duration,
+    /// Bytes per second, at least 1.
+    pub(super) min_body_rate: u64,
+}
+
 pub(super) struct Ctx {
     pub(super) st: Arc<State>,
     pub(super) base_url: String,
     pub(super) require_token: bool,
     pub(super) max_file: usize,
     pub(super) body_limit: usize,
+    pub(super) pace: Pace,
     pub(super) jobs: Sender<Job>,
     pub(super) timers: DeadlineHeap,
 }
