@@ -602,3 +602,47 @@ fn slow_clients_cannot_hold_msfs_connections() {
     let r = h.upload("/", None, "a.png", b"fine");
     assert_eq!(r.json()["error_code"], 0);
 }
+
+/// A TCP connection to `to` from source address `from` (any 127.0.0.0/8 address works).
+fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let src: SocketAddr = format!("{from}:0").parse().unwrap();
+    s.bind(&src.into()).unwrap();
+    s.connect(&to.into()).unwrap();
+    s.into()
+}
+
+#[test]
+fn connections_per_ip_are_capped() {
+    // MsfsMaxConnsPerIp=3: a fourth connection from the same address is closed at once; another
+    // address is not affected; closing one frees its place.
+    let (srv, _) = Server::start_with(
+        "MsfsMaxConnsPerIp=3\nMsfsRequireToken=false\n",
+        &[("alice", "a")],
+    );
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| connect_from("127.0.0.1", srv.msfs))
+        .collect();
+    let mut fourth = connect_from("127.0.0.1", srv.msfs);
+    assert!(closed_within(&mut fourth, Duration::from_secs(5)), "fourth");
+    // Another source address still gets in and is served.
+    let mut other = connect_from("127.0.0.2", srv.msfs);
+    other
+        .write_all(b"GET /g0/000/000/none HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(&mut other).read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 404"), "{line}");
+    // One of the three leaves: a new connection from 127.0.0.1 is served again.
+    drop(held);
+    wait_until("a place for 127.0.0.1", Duration::from_secs(10), || {
+        let mut s = connect_from("127.0.0.1", srv.msfs);
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        if s.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut line = String::new();
+        BufReader::new(&mut s).read_line(&mut line).is_ok() && line.starts_with("HTTP/1.1 404")
+    });
+}

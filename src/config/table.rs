@@ -739,6 +739,13 @@ config_table! {
         meaning: "simultaneous msfs HTTP connections; each buffers at most one upload (`MsfsMaxFileSize` + 64 KiB), so this bounds upload memory",
         limit: "accepted and closed at once (`conn_cap_rejects`)",
     }
+    MsfsMaxConnsPerIp {
+        field: msfs.msfs_max_conns_per_ip: usize = 64,
+        kind: int(0, 100_000),
+        roles: "msfs",
+        meaning: "simultaneous msfs HTTP connections from one IP address, 0 = no cap (an office behind one NAT address shares it: keep it well above the uploads its users make at once)",
+        limit: "accepted and closed at once (`conn_cap_rejects`)",
+    }
     MsfsHeadTimeout {
         field: msfs.msfs_head_timeout: Duration = Duration::from_secs(10),
         kind: secs(1),

@@ -38,6 +38,8 @@ pub(super) struct Conn {
     pub(super) started: Option<Instant>,
     /// When the head of the request being received was complete (its body is arriving).
     pub(super) body_from: Option<Instant>,
+    /// The peer's address (`MsfsMaxConnsPerIp`).
+    pub(super) ip: std::net::IpAddr,
     /// The deadline of this connection's live timer entry.
     pub(super) armed: Instant,
 }

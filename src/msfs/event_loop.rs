@@ -1,8 +1,8 @@
 //! Thread "msfs-http": the mio loop over the listener and all connections, and the driving of
 //! one connection from reading to handling to writing.
 
-use std::collections::VecDeque;
-use std::net::Shutdown;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Shutdown};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -23,6 +23,8 @@ pub(super) struct Loop {
     pub(super) poll: Poll,
     pub(super) listener: TcpListener,
     pub(super) conns: Slab<Conn>,
+    /// Open connections per peer address (`MsfsMaxConnsPerIp`).
+    pub(super) per_ip: HashMap<IpAddr, usize>,
     pub(super) next_gen: u32,
     pub(super) ctx: Ctx,
     pub(super) done: Receiver<Done>,
@@ -70,6 +72,13 @@ impl Loop {
                         log::warn!(target: "msfs", "connection cap reached, closing {peer}");
                         continue;
                     }
+                    let per_ip_cap = self.ctx.st.cfg.msfs.msfs_max_conns_per_ip;
+                    let from_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+                    if per_ip_cap > 0 && from_ip >= per_ip_cap {
+                        bump(&self.ctx.st.counters.conn_cap_rejects);
+                        log::warn!(target: "msfs", "MsfsMaxConnsPerIp reached, closing {peer}");
+                        continue;
+                    }
                     let entry = self.conns.vacant_entry();
                     let slot = entry.key();
                     if self
@@ -85,6 +94,7 @@ impl Loop {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
                     let generation = self.next_gen;
                     self.next_gen = self.next_gen.wrapping_add(1);
                     let now = Instant::now();
@@ -106,6 +116,7 @@ impl Loop {
                         last: now,
                         started: Some(now),
                         body_from: None,
+                        ip: peer.ip(),
                         armed,
                     });
                 }
@@ -182,6 +193,12 @@ impl Loop {
         if self.conns.contains(slot) {
             let mut c = self.conns.remove(slot);
             let _ = self.poll.registry().deregister(&mut c.stream);
+            if let Some(n) = self.per_ip.get_mut(&c.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_ip.remove(&c.ip);
+                }
+            }
         }
     }
 }

@@ -147,6 +147,7 @@ impl Msfs {
                     poll,
                     listener,
                     conns: Slab::new(),
+                    per_ip: std::collections::HashMap::new(),
                     next_gen: 0,
                     ctx,
                     done: done_rx,
