@@ -169,8 +169,8 @@ pub fn all_users(cx: &Ctx<'_>, mc: &mut MsgConn) -> Step {
     // B-USER-2: whole users in id order, in as many frames as they need (the 2014 Android app
     // merges every 2/15), or one frame cut to what fits.
     let frames = if cx.st.cfg.msg.all_users_split {
-        encode_split(cx.st, &items, cx.reserved, |users| {
-            Pdu::AllUserResponse(AllUserResponse { users })
+        encode_split(cx.st, &items, cx.reserved, |p| {
+            Pdu::AllUserResponse(AllUserResponse { users: p.to_vec() })
         })
     } else {
         vec![encode_capped(cx.st, &items, cx.reserved, |p| {

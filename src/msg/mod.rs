@@ -391,38 +391,46 @@ pub fn encode_capped<T>(
 /// Encodes a list response as consecutive frames, each holding a whole number of entries and
 /// at most `MaxOutPduSize` bytes, entries in order (B-USER-2 with `AllUsersSplit`). Always at
 /// least one frame. An entry too large for a frame of its own is left out (logged, counted
-/// `out_truncated`); a user record is far below any accepted `MaxOutPduSize`.
-pub fn encode_split<'a, T: Wire<'a> + Clone>(
+/// `out_truncated`); a user record is far below any accepted `MaxOutPduSize`. `build` gets the
+/// entries of one frame, as for [`encode_capped`].
+pub fn encode_split<'a, T: Wire<'a>>(
     st: &State,
     items: &[T],
     reserved: u16,
-    build: impl Fn(Vec<T>) -> Pdu<'a>,
+    build: impl Fn(&[T]) -> Pdu<'_>,
 ) -> Vec<Vec<u8>> {
-    // A frame's size = header + list count + its entries' encodings.
-    const FRAME_OVERHEAD: usize = crate::proto::frame::HEADER_LEN + 4;
     let max = st.cfg.msg.max_out_pdu_size as usize;
+    // Everything in a frame but its entries, measured rather than assumed: the list may share
+    // its PDU with other fields.
+    let overhead = build(&[]).to_frame(reserved).len();
     let mut frames = Vec::new();
-    let mut chunk: Vec<T> = Vec::new();
-    let mut size = FRAME_OVERHEAD;
+    let mut frame_of = |from: usize, to: usize| {
+        if let Some(entries) = items.get(from..to).filter(|e| !e.is_empty()) {
+            frames.push(build(entries).to_frame(reserved));
+        }
+    };
+    let (mut start, mut size) = (0, overhead);
     let mut scratch = Vec::new();
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
         scratch.clear();
         item.write(&mut Writer::new(&mut scratch));
         let n = scratch.len();
-        if FRAME_OVERHEAD + n > max {
+        if overhead + n > max {
+            frame_of(start, i);
+            (start, size) = (i + 1, overhead);
             bump(&st.counters.out_truncated);
             log::warn!(target: "msg", "list entry of {n} bytes left out: over MaxOutPduSize");
             continue;
         }
         if size + n > max {
-            frames.push(build(std::mem::take(&mut chunk)).to_frame(reserved));
-            size = FRAME_OVERHEAD;
+            frame_of(start, i);
+            (start, size) = (i, overhead);
         }
-        chunk.push(item.clone());
         size += n;
     }
-    if !chunk.is_empty() || frames.is_empty() {
-        frames.push(build(chunk).to_frame(reserved));
+    frame_of(start, items.len());
+    if frames.is_empty() {
+        frames.push(build(&[]).to_frame(reserved));
     }
     frames
 }

@@ -655,7 +655,17 @@ fn message_sent_right_after_leaving_is_refused_at_commit() {
 fn split_lists_fill_frames_exactly_to_max_out_pdu_size() {
     use crate::proto::buddy::{UserStatus, UsersStatusResponse};
     let mut k = kit(&["a"]);
-    let build = |users| Pdu::UsersStatusResponse(UsersStatusResponse { users });
+    let split = |st: &State, items: &[UserStatus<'_>]| {
+        encode_split(st, items, 5, |p| {
+            Pdu::UsersStatusResponse(UsersStatusResponse { users: p.to_vec() })
+        })
+    };
+    let one = |items: &[UserStatus<'_>]| {
+        Pdu::UsersStatusResponse(UsersStatusResponse {
+            users: items.to_vec(),
+        })
+        .to_frame(5)
+    };
     // One entry = idstr "7" (5 bytes) + status (4) = 9 bytes; a frame = 16 + 9 n bytes.
     let entry = UserStatus {
         user_id: Id::Raw(b"7"),
@@ -663,12 +673,19 @@ fn split_lists_fill_frames_exactly_to_max_out_pdu_size() {
     };
     let max = 16 + 9 * 3;
     Arc::get_mut(&mut k.st).unwrap().cfg.msg.max_out_pdu_size = max as u32;
-    let frames = encode_split(&k.st, &vec![entry.clone(); 7], 5, build);
+    let frames = split(&k.st, &vec![entry.clone(); 7]);
     let sizes: Vec<usize> = frames.iter().map(Vec::len).collect();
     assert_eq!(sizes, vec![max, max, 16 + 9]);
     // An empty list is still one (empty) frame.
-    let frames = encode_split(&k.st, &[], 5, build);
-    assert_eq!(frames, vec![build(Vec::new()).to_frame(5)]);
+    assert_eq!(split(&k.st, &[]), vec![one(&[])]);
+    // An entry too large for any frame is left out; the frames close around it, in order.
+    let long_id = [b'9'; 64];
+    let huge = UserStatus {
+        user_id: Id::Raw(&long_id),
+        status: 1,
+    };
+    let frames = split(&k.st, &[entry.clone(), huge, entry.clone()]);
+    assert_eq!(frames, vec![one(std::slice::from_ref(&entry)); 2]);
 }
 
 #[test]
