@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use ttserver::client::Client;
-use ttserver::proto::group::{CreateTempGroupRequest, GroupUnreadMsgRequest};
+use ttserver::proto::group::GroupUnreadMsgRequest;
 use ttserver::proto::msg::UnreadMsgRequest;
 use ttserver::proto::{Id, Pdu};
 
@@ -70,22 +70,7 @@ fn group_text_of_max_len_fans_out_and_is_stored() {
     let (mut alice, _) = srv.login("alice", "a", PC);
     let (mut bob, _) = srv.login("bob", "b", PC);
     let (mut carol, _) = srv.login("carol", "c", IOS);
-    let (bs, cs) = (b.to_string(), c.to_string());
-    alice
-        .send(
-            &Pdu::CreateTempGroupRequest(CreateTempGroupRequest {
-                group_name: b"long",
-                group_avatar: b"",
-                member_ids: vec![Id::Raw(bs.as_bytes()), Id::Raw(cs.as_bytes())],
-            }),
-            1,
-        )
-        .unwrap();
-    let f = recv_mc(&mut alice, 5, 13);
-    let Pdu::CreateTempGroupResponse(r) = f.pdu().unwrap() else {
-        panic!()
-    };
-    let g = r.group_id.value().unwrap();
+    let g = create_temp_group(&mut alice, "long", &[b, c]);
     recv_mc(&mut bob, 5, 13);
     recv_mc(&mut carol, 5, 13);
 

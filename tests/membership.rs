@@ -15,7 +15,7 @@ use common::http::Http;
 use common::*;
 use serde_json::{json, Value};
 use ttserver::client::Client;
-use ttserver::proto::group::{ChangeMemberRequest, CreateTempGroupRequest};
+use ttserver::proto::group::ChangeMemberRequest;
 use ttserver::proto::{Id, Pdu};
 
 fn worker_sessions(h: &mut Http) -> Vec<u64> {
@@ -201,23 +201,9 @@ fn temp_group_add_and_remove_reach_the_other_worker() {
     let (a, b, c) = (ids[0], ids[1], ids[2]);
     let (_h, mut alice, others) = setup(&srv, &["bob", "carol"]);
     let [mut bob, mut carol]: [Client; 2] = others.try_into().ok().unwrap();
-    let (bs, cs) = (b.to_string(), c.to_string());
+    let cs = c.to_string();
 
-    alice
-        .send(
-            &Pdu::CreateTempGroupRequest(CreateTempGroupRequest {
-                group_name: b"t",
-                group_avatar: b"",
-                member_ids: vec![Id::Raw(bs.as_bytes())],
-            }),
-            1,
-        )
-        .unwrap();
-    let f = recv_mc(&mut alice, 5, 13);
-    let Pdu::CreateTempGroupResponse(r) = f.pdu().unwrap() else {
-        panic!()
-    };
-    let g = r.group_id.value().unwrap();
+    let g = create_temp_group(&mut alice, "t", &[b]);
     recv_mc(&mut bob, 5, 13);
     assert!(reaches(&mut alice, a, g, &mut bob, b, 10));
 

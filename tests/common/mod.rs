@@ -353,3 +353,22 @@ pub fn msg_frame(from: u32, to: u32, msg_type: u8, seq: u32, body: &[u8]) -> Vec
     })
     .to_frame(seq as u16)
 }
+
+/// `c` creates a temporary group (5/12) with `members` (ids) and gets its id from the 5/13;
+/// panics unless it succeeds.
+pub fn create_temp_group(c: &mut Client, name: &str, members: &[u32]) -> u32 {
+    use ttserver::proto::group::CreateTempGroupRequest;
+    use ttserver::proto::{Id, Pdu};
+    let req = Pdu::CreateTempGroupRequest(CreateTempGroupRequest {
+        group_name: name.as_bytes(),
+        group_avatar: b"",
+        member_ids: members.iter().map(|m| Id::Num(*m)).collect(),
+    });
+    c.send(&req, 1).unwrap();
+    let f = recv_mc(c, 5, 13);
+    let Ok(Pdu::CreateTempGroupResponse(r)) = f.pdu() else {
+        panic!("not a 5/13")
+    };
+    assert_eq!(r.result, 0, "5/12 of {name} failed");
+    r.group_id.value().unwrap()
+}
