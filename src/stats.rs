@@ -48,6 +48,9 @@ counters!(
     msfs_rejects,
     msfs_downloads,
     msfs_store_failures,
+    input_budget_closes,
+    channel_full_waits,
+    storage_full_waits,
 );
 
 /// Increment a counter by one.

@@ -6,8 +6,10 @@
 //! client's data.
 
 pub mod conn;
+pub mod event_loop;
 pub mod listener;
 pub mod outq;
+pub mod service;
 pub mod timer;
 pub mod worker;
 
@@ -82,25 +84,33 @@ pub enum WorkerMsg {
     Shutdown,
 }
 
-/// The way into a worker from any thread.
-#[derive(Clone)]
-pub struct WorkerHandle {
-    pub tx: Sender<WorkerMsg>,
+/// The way into a loop from any thread: its bounded channel and its waker.
+pub struct WorkerHandle<M = WorkerMsg> {
+    pub tx: Sender<M>,
     pub waker: Arc<mio::Waker>,
 }
 
-impl WorkerHandle {
-    /// Sends and wakes. Use [`WorkerHandle::send_quiet`] + one `wake` when sending many.
-    pub fn send(&self, msg: WorkerMsg) {
+impl<M> Clone for WorkerHandle<M> {
+    fn clone(&self) -> Self {
+        WorkerHandle {
+            tx: self.tx.clone(),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+}
+
+impl<M> WorkerHandle<M> {
+    /// Sends and wakes; waits while the channel is full (for pool threads, never for a
+    /// loop: a loop posts through its outbox). Use [`WorkerHandle::send_quiet`] + one `wake`
+    /// when sending many.
+    pub fn send(&self, msg: M) {
         if self.tx.send(msg).is_ok() {
-            if let Err(e) = self.waker.wake() {
-                log::warn!(target: "net", "waker failed: {e}");
-            }
+            self.wake();
         }
     }
 
     /// Sends without waking; the caller wakes once after a batch.
-    pub fn send_quiet(&self, msg: WorkerMsg) {
+    pub fn send_quiet(&self, msg: M) {
         let _ = self.tx.send(msg);
     }
 
@@ -144,27 +154,44 @@ impl DirtySlots {
     }
 }
 
-/// Handles of every worker, indexed by `ConnId::worker`.
-#[derive(Clone, Default)]
-pub struct Workers {
-    handles: Arc<Vec<WorkerHandle>>,
+/// Handles of every loop of one service, indexed by `ConnId::worker`.
+pub struct Workers<M = WorkerMsg> {
+    handles: Arc<Vec<WorkerHandle<M>>>,
 }
 
-impl Workers {
-    pub fn new(handles: Vec<WorkerHandle>) -> Self {
+impl<M> Clone for Workers<M> {
+    fn clone(&self) -> Self {
+        Workers {
+            handles: Arc::clone(&self.handles),
+        }
+    }
+}
+
+impl<M> Default for Workers<M> {
+    fn default() -> Self {
+        Workers {
+            handles: Arc::new(Vec::new()),
+        }
+    }
+}
+
+impl<M> Workers<M> {
+    pub fn new(handles: Vec<WorkerHandle<M>>) -> Self {
         Workers {
             handles: Arc::new(handles),
         }
     }
 
-    pub fn get(&self, worker: u16) -> Option<&WorkerHandle> {
+    pub fn get(&self, worker: u16) -> Option<&WorkerHandle<M>> {
         self.handles.get(usize::from(worker))
     }
 
-    pub fn all(&self) -> &[WorkerHandle] {
+    pub fn all(&self) -> &[WorkerHandle<M>] {
         &self.handles
     }
+}
 
+impl Workers<WorkerMsg> {
     /// Queue a push for one connection (wakes its worker).
     pub fn push(&self, conn: ConnId, bytes: Shared) {
         if let Some(h) = self.get(conn.worker) {
