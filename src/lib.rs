@@ -59,6 +59,5 @@ pub mod net;
 pub mod proto;
 pub mod server;
 pub mod signals;
-pub mod state;
 pub mod stats;
 pub mod store;

@@ -17,10 +17,12 @@ use crate::msg::directory::Directory;
 use crate::msg::file::MsgSide;
 use crate::msg::group_cache::GroupCache;
 use crate::msg::outlet::{AdminCache, WorkerOutlet, WriteTag};
+use crate::msg::service::{MsgService, WorkerMsg};
+use crate::msg::state::State;
+use crate::net::event_loop::{EventLoop, InputBudget, ListenerSpec, LoopConfig, WAKER};
 use crate::net::listener::bind_group;
-use crate::net::worker::{Worker, WAKER};
-use crate::net::{Role, WorkerHandle, WorkerMsg, Workers};
-use crate::state::State;
+use crate::net::{WorkerHandle, Workers};
+use crate::store::room::{Room, WakeFn};
 use crate::store::writer::{WriteJob, WriteOp};
 use crate::store::{self, departs, groups, readers::Readers, users, writer};
 
@@ -71,6 +73,9 @@ fn io_err(what: &str) -> impl FnOnce(io::Error) -> ServerError + '_ {
     move |e| ServerError::Io(what.to_string(), e)
 }
 
+/// Bytes read from one msg-port connection per turn before the others get theirs.
+const READ_BUDGET: usize = 256 * 1024;
+
 /// The 2014 mobile apps read the msg port of 1/2 into a signed 16-bit value (README).
 const MAX_PORT_FOR_2014_APPS: u16 = 32767;
 
@@ -81,11 +86,13 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let conn = store::open(&db_path, cfg.store.db_sync)?;
     let directory = Directory::new(users::all(&conn)?, departs::all(&conn)?);
     let group_cache = Arc::new(GroupCache::new(groups::all_live(&conn)?));
+    let room = Arc::new(Room::default());
     let readers = Readers::spawn(
         &db_path,
         cfg.store.db_sync,
         cfg.db_readers(),
         cfg.store.db_queue_cap,
+        Arc::clone(&room),
     )?;
     let (wtx, wrx) = crossbeam_channel::bounded(cfg.store.db_queue_cap);
 
@@ -117,6 +124,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         Arc::clone(&group_cache),
         wtx,
         readers,
+        Arc::clone(&room),
         msg_addr,
     ));
 
@@ -126,7 +134,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     for _ in 0..n {
         let poll = mio::Poll::new().map_err(io_err("create poll"))?;
         let waker = mio::Waker::new(poll.registry(), WAKER).map_err(io_err("create waker"))?;
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::bounded(st.cfg.net.worker_queue_cap);
         handles.push(WorkerHandle {
             tx,
             waker: Arc::new(waker),
@@ -136,6 +144,16 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     }
     let workers = Workers::new(handles);
     let _ = st.workers.set(workers.clone());
+    room.set_wakers(
+        workers
+            .all()
+            .iter()
+            .map(|h| {
+                let h = h.clone();
+                Box::new(move || h.wake()) as WakeFn
+            })
+            .collect(),
+    );
 
     let outlet = WorkerOutlet::new(
         workers,
@@ -143,21 +161,43 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         group_cache,
         Arc::clone(&st.presence),
     );
-    let writer = writer::spawn_writer(conn, wrx, outlet, st.cfg.store.db_batch_max)
+    let writer = writer::spawn_writer(conn, wrx, outlet, st.cfg.store.db_batch_max, room)
         .map_err(io_err("spawn db-writer"))?;
+    let input_budget = InputBudget::new(st.cfg.net.max_buffered_input);
 
     let mut threads = Vec::with_capacity(n);
     let listeners = msg_listeners.into_iter().zip(login_listeners);
     for (i, ((poll, rx), (ml, ll))) in polls.into_iter().zip(receivers).zip(listeners).enumerate() {
         let id = u16::try_from(i).unwrap_or(u16::MAX);
-        let worker = Worker::new(
+        let cfg = LoopConfig {
             id,
-            poll,
-            rx,
-            Arc::clone(&st),
-            vec![(ml, Role::Msg), (ll, Role::Login)],
-        )
-        .map_err(io_err("register listeners"))?;
+            name: "msg-worker",
+            read_chunk: st.cfg.net.read_buf_size,
+            read_budget: READ_BUDGET,
+            out_cap: st.cfg.net.out_buf_cap,
+            input_budget: Arc::clone(&input_budget),
+            counters: Arc::clone(&st.counters),
+        };
+        // In the order of msg::service::{MSG_LISTENER, LOGIN_LISTENER}.
+        let specs = vec![
+            ListenerSpec {
+                listener: ml,
+                name: "msg",
+                open: Arc::clone(&st.msg_conns),
+                max_conns: st.cfg.net.max_conn_cnt,
+                max_per_ip: 0,
+            },
+            ListenerSpec {
+                listener: ll,
+                name: "login",
+                open: Arc::clone(&st.login_conns),
+                max_conns: st.cfg.net.max_conn_cnt,
+                max_per_ip: 0,
+            },
+        ];
+        let service = MsgService::new(id, Arc::clone(&st));
+        let worker = EventLoop::new(cfg, poll, rx, st.workers().clone(), service, specs)
+            .map_err(io_err("register listeners"))?;
         let t = std::thread::Builder::new()
             .name(format!("msg-worker-{i}"))
             .spawn(move || worker.run())

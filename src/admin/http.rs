@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::state::State;
+use crate::msg::state::State;
 use api::{Api, Response};
 
 const LISTENER: Token = Token(0);

@@ -790,7 +790,23 @@ config_table! {
         kind: int(1, 1 << 24),
         roles: "store",
         meaning: "capacity of the storage writer queue and of each reader thread's queue",
-        limit: "the request waits in its connection's input (the server stops reading that connection and retries on the next loop turn); nothing is dropped",
+        limit: "the request waits in its connection's input (the server stops reading that connection until the storage thread takes a job off the queue and wakes the worker: no polling); nothing is dropped (`storage_full_waits`)",
+    }
+    /// Capacity of each msg worker's channel (storage replies, pushes from other workers).
+    WorkerQueueCap {
+        field: net.worker_queue_cap: usize = 65_536,
+        kind: int(16, 1 << 24),
+        roles: "msg",
+        meaning: "messages waiting in one msg worker's channel: storage replies, deliveries and pushes from the other workers and threads",
+        limit: "a storage or admin thread waits for room (back-pressure on the queue behind it); a worker keeps the message in its own backlog and reads no client input until the backlog is delivered (`channel_full_waits`); nothing is dropped",
+    }
+    /// All partial input the process buffers, summed over every connection of every role.
+    MaxBufferedInput {
+        field: net.max_buffered_input: usize = 268_435_456,
+        kind: size(1 << 20, 1 << 40),
+        roles: "login, msg, file, msfs, admin",
+        meaning: "bytes of incomplete requests buffered by all connections together (each one's own limit is `MaxPduSize`, `MaxPduSizeBeforeLogin` or the HTTP body limit)",
+        limit: "the connection whose read would pass it is closed (`input_budget_closes`)",
     }
     /// Bytes read from a socket per `read` call (one buffer per connection).
     ReadBufSize {

@@ -3,11 +3,11 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::msg::state::State;
 use crate::msg::Effect;
 use crate::proto::frame::Header;
 use crate::proto::login::{MsgServOk, MsgServResponse};
 use crate::proto::Pdu;
-use crate::state::State;
 
 /// 1/2 result codes (protocol.md section 8.6).
 pub const RESULT_OK: u32 = 0;

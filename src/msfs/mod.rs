@@ -62,8 +62,8 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::msg::state::State;
 use crate::net::timer::DeadlineHeap;
-use crate::state::State;
 use event_loop::Loop;
 use requests::{Ctx, Pace};
 

@@ -11,8 +11,8 @@ use super::head::{query_token, Head, Method};
 use super::io::{Done, Job, ReadResult};
 use super::{multipart, names};
 use super::{BAD_REQUEST, MAX_OTHER_BODY, OK, STORE_FAILED, TOO_LARGE, UNAUTHORIZED};
+use crate::msg::state::State;
 use crate::net::timer::{DeadlineHeap, TimerKey};
-use crate::state::State;
 use crate::stats::bump;
 
 /// What the loop needs besides its connections.

@@ -7,16 +7,17 @@ use std::time::Instant;
 
 use super::outlet::submit_read;
 use super::presence::Class;
+use super::service::WorkerMsg;
 use super::{Ctx, Effect, MsgConn, Step};
 use crate::clock::unix_now;
 use crate::file::hub::{CreateError, OnDone, ReadyNotice, Task, TokenCheck, TransMode};
-use crate::net::{Shared, WorkerMsg};
+use crate::msg::state::State;
+use crate::net::Shared;
 use crate::proto::file::{
     AddOfflineFile, Addr, DeleteOfflineFile, FileNotify, FileRequest, FileResponse, OfflineFile,
     OfflineFileListResponse,
 };
 use crate::proto::{Id, Pdu};
-use crate::state::State;
 use crate::stats::bump;
 use crate::store::files;
 
@@ -249,7 +250,12 @@ impl ReadyNotice for MsgSide {
         };
         let bytes: Shared = notify(&st, task, 1).into();
         for s in st.presence.sessions(task.to) {
-            st.workers().push(s.conn, Arc::clone(&bytes));
+            if let Some(h) = st.workers().get(s.conn.worker) {
+                h.send(WorkerMsg::Push {
+                    conn: s.conn,
+                    bytes: Arc::clone(&bytes),
+                });
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::outlet::{submit_read, submit_write, WriteKind};
 use super::presence::{Class, LEAVE, ONLINE};
 use super::{encode_capped, id_echo, Ctx, Effect, MsgConn, Session, Step};
+use crate::msg::state::State;
 use crate::proto::buddy::{OnlineFriendList, UserStatus};
 use crate::proto::group::{
     ChangeMemberRequest, ChangeMemberResponse, CreateTempGroupRequest, CreateTempGroupResponse,
@@ -15,7 +16,6 @@ use crate::proto::group::{
     NormalGroupListResponse, RecentGroupInfo, RecentGroupListResponse,
 };
 use crate::proto::{Id, Pdu};
-use crate::state::State;
 use crate::stats::bump;
 use crate::store::groups::{self, Group};
 use crate::store::writer::WriteOp;

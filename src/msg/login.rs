@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::presence::{Class, SessionRef, LEAVE, ONLINE};
+use super::service::WorkerMsg;
 use super::{Ctx, Effect, MsgConn, Phase, Session, Step};
 use crate::auth::password;
 use crate::auth::token_gen::new_token;
 use crate::clock::unix_now;
-use crate::net::{ConnId, WorkerMsg};
+use crate::msg::state::State;
+use crate::net::ConnId;
 use crate::proto::login::{KickUser, LoginOk, LoginRequest, LoginResponse};
 use crate::proto::{Id, Pdu};
-use crate::state::State;
 use crate::stats::bump;
 use crate::store::users::User;
 use crate::store::Family;

@@ -20,17 +20,19 @@ pub mod login;
 pub mod other;
 pub mod outlet;
 pub mod presence;
+pub mod service;
+pub mod state;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::msg::state::State;
 use crate::net::{ConnId, Shared};
 use crate::proto::codec::{Wire, Writer};
 use crate::proto::frame::Header;
 use crate::proto::Pdu;
-use crate::state::State;
 use crate::stats::bump;
 use crate::store::Family;
 use presence::{Change, Class};

@@ -11,9 +11,10 @@ use super::chat::Delivery;
 use super::group::{change_rsp, create_rsp};
 use super::group_cache::GroupCache;
 use super::presence::Presence;
+use super::service::WorkerMsg;
 use super::{Ctx, Effect, MsgConn, Step};
-use crate::net::{ConnId, Shared, WorkerMsg, Workers};
-use crate::state::State;
+use crate::msg::state::State;
+use crate::net::{ConnId, Shared, Workers};
 use crate::stats::{bump, Counters};
 use crate::store::writer::{Outlet, WriteJob, WriteOp, WriteOut};
 use crate::store::StoreError;
@@ -180,7 +181,7 @@ pub fn submit_read(
 /// It holds the counters and the group cache, not the whole state: the state owns the writer's
 /// channel, and the writer must see that channel close at shutdown.
 pub struct WorkerOutlet {
-    pub workers: Workers,
+    pub workers: Workers<WorkerMsg>,
     pub counters: Arc<Counters>,
     /// Updated here after each committed membership change, before its effects are sent
     /// (B-GRP-19); group deliveries take their members from it at commit time.
@@ -193,7 +194,7 @@ pub struct WorkerOutlet {
 
 impl WorkerOutlet {
     pub fn new(
-        workers: Workers,
+        workers: Workers<WorkerMsg>,
         counters: Arc<Counters>,
         groups: Arc<GroupCache>,
         presence: Arc<Presence>,

@@ -14,7 +14,8 @@ use super::presence::{Change, LEAVE, OFFLINE, ONLINE};
 use super::*;
 use crate::auth::{password, HashCost};
 use crate::config::Config;
-use crate::net::{WorkerHandle, WorkerMsg, Workers};
+use crate::msg::service::WorkerMsg;
+use crate::net::{WorkerHandle, Workers};
 use crate::proto::frame::Header;
 use crate::proto::{Id, Pdu};
 use crate::store::{self, readers::Readers, users, writer};
@@ -65,7 +66,8 @@ fn kit(names: &[&str]) -> Kit {
         })
         .collect();
     let directory = Directory::new(users::all(&db).unwrap(), Vec::new());
-    let readers = Readers::spawn(&cfg.db_path(), cfg.store.db_sync, 1, 64).unwrap();
+    let readers =
+        Readers::spawn(&cfg.db_path(), cfg.store.db_sync, 1, 64, Default::default()).unwrap();
     let (wtx, wrx) = crossbeam_channel::bounded(64);
     let poll = mio::Poll::new().unwrap();
     let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
@@ -83,6 +85,7 @@ fn kit(names: &[&str]) -> Kit {
         Arc::clone(&group_cache),
         wtx,
         readers,
+        Default::default(),
         "127.0.0.1:8000".parse().unwrap(),
     ));
     let _ = st.workers.set(workers.clone());
@@ -96,6 +99,7 @@ fn kit(names: &[&str]) -> Kit {
             Arc::clone(&st.presence),
         ),
         16,
+        Default::default(),
     )
     .unwrap();
     Kit {

@@ -5,13 +5,12 @@
 //! generation no longer matches the slot is dropped, so a reused slot never receives another
 //! client's data.
 
-pub mod conn;
 pub mod event_loop;
 pub mod listener;
 pub mod outq;
+pub mod rate;
 pub mod service;
 pub mod timer;
-pub mod worker;
 
 use std::sync::Arc;
 
@@ -28,64 +27,8 @@ pub struct ConnId {
 /// Encoded PDU bytes shared by every connection they are queued on (encode once, send many).
 pub type Shared = Arc<[u8]>;
 
-/// Which listener a connection came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// `ClientListen`: 1/1 -> 1/2, then close (B-LS).
-    Login,
-    /// `MsgListen`: client sessions.
-    Msg,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Login => "login",
-            Role::Msg => "msg",
-        }
-    }
-}
-
-/// Work handed to a worker by another thread.
-pub enum WorkerMsg {
-    /// A storage job of `conn` finished: `seq` is the connection's request sequence number.
-    Done {
-        conn: ConnId,
-        seq: u64,
-        done: crate::msg::Completion,
-    },
-    /// Queue these bytes on the connection (a push: delivery, presence, kick notice ...).
-    Push { conn: ConnId, bytes: Shared },
-    /// A committed group message: queue it on this worker's sessions of these users, except
-    /// `skip`. Sent by the writer's outlet to every worker in commit order (B-GRP-9).
-    Fanout {
-        members: Arc<[u32]>,
-        bytes: Shared,
-        skip: Option<ConnId>,
-    },
-    /// Send 1/7 and close the connection once flushed (B-KICK-2).
-    Kick { conn: ConnId, bytes: Shared },
-    /// Close the connection at once (B-ADM-6).
-    Close { conn: ConnId },
-    /// Graceful stop, step 1: stop accepting and reading client input (no new request reaches
-    /// storage from here on), then send the worker's id on `ack`. Storage replies, pushes and
-    /// output go on as before. By `deadline` (`StopTimeout`) the worker closes and exits
-    /// whatever is left.
-    StopReading {
-        ack: Sender<u16>,
-        deadline: std::time::Instant,
-    },
-    /// Graceful stop, step 2: the writer has committed and answered every job queued before
-    /// step 1, so those replies are in this channel ahead of this message. Once none of the
-    /// worker's storage replies is outstanding, it sends its id on `quiet` (once).
-    WriterDrained { quiet: Sender<u16> },
-    /// Graceful stop, step 3 (every worker is quiet, so no more pushes come from other
-    /// workers): flush what is queued, close every connection and exit.
-    Shutdown,
-}
-
 /// The way into a loop from any thread: its bounded channel and its waker.
-pub struct WorkerHandle<M = WorkerMsg> {
+pub struct WorkerHandle<M> {
     pub tx: Sender<M>,
     pub waker: Arc<mio::Waker>,
 }
@@ -155,7 +98,7 @@ impl DirtySlots {
 }
 
 /// Handles of every loop of one service, indexed by `ConnId::worker`.
-pub struct Workers<M = WorkerMsg> {
+pub struct Workers<M> {
     handles: Arc<Vec<WorkerHandle<M>>>,
 }
 
@@ -188,14 +131,5 @@ impl<M> Workers<M> {
 
     pub fn all(&self) -> &[WorkerHandle<M>] {
         &self.handles
-    }
-}
-
-impl Workers<WorkerMsg> {
-    /// Queue a push for one connection (wakes its worker).
-    pub fn push(&self, conn: ConnId, bytes: Shared) {
-        if let Some(h) = self.get(conn.worker) {
-            h.send(WorkerMsg::Push { conn, bytes });
-        }
     }
 }

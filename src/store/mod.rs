@@ -20,6 +20,7 @@ pub mod groups;
 pub mod messages;
 pub mod readers;
 pub mod recent;
+pub mod room;
 pub mod unread;
 pub mod users;
 pub mod writer;

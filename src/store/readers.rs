@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use rusqlite::Connection;
 
+use super::room::Room;
 use super::{open_reader, DbSync, StoreError};
 
 /// A query to run on a reader thread.
@@ -30,12 +31,14 @@ struct Inner {
 impl Readers {
     /// Opens `n` read connections on `path` (same pragmas as the writer's, `query_only`, no
     /// migrations: open the writer's connection with [`super::open`] first) and spawns threads
-    /// `db-reader-<i>`, each with its own bounded queue of `queue_cap` jobs.
+    /// `db-reader-<i>`, each with its own bounded queue of `queue_cap` jobs. Each job taken
+    /// rings `room` (loops parked on a full queue try again).
     pub fn spawn(
         path: &Path,
         sync: DbSync,
         n: usize,
         queue_cap: usize,
+        room: Arc<Room>,
     ) -> Result<Readers, StoreError> {
         if n == 0 {
             return Err(StoreError::Invalid(
@@ -49,10 +52,12 @@ impl Readers {
         let mut queues = Vec::with_capacity(n);
         for (i, conn) in conns.into_iter().enumerate() {
             let (tx, rx) = bounded::<ReadJob>(queue_cap);
+            let room = Arc::clone(&room);
             std::thread::Builder::new()
                 .name(format!("db-reader-{i}"))
                 .spawn(move || {
                     for job in rx {
+                        room.ring();
                         // A panicking job must not take the thread (and its queue) down.
                         if catch_unwind(AssertUnwindSafe(|| job(&conn))).is_err() {
                             log::error!(target: "store", "db-reader-{i}: a read job panicked");
@@ -77,6 +82,11 @@ impl Readers {
     /// Always false (a pool has at least one thread); for clippy's `len_without_is_empty`.
     pub fn is_empty(&self) -> bool {
         self.inner.queues.is_empty()
+    }
+
+    /// Whether every queue is full (a submit would fail now).
+    pub fn all_full(&self) -> bool {
+        self.inner.queues.iter().all(Sender::is_full)
     }
 
     /// Round-robin submit. If the chosen queue is full the next ones are tried; `Err(job)` when
@@ -119,7 +129,7 @@ mod tests {
     fn pool(t: &TempDb, n: usize, cap: usize) -> Readers {
         let conn = open(&t.path(), DbSync::Normal).unwrap();
         users(&conn, 3);
-        Readers::spawn(&t.path(), DbSync::Normal, n, cap).unwrap()
+        Readers::spawn(&t.path(), DbSync::Normal, n, cap, Default::default()).unwrap()
     }
 
     #[test]
@@ -195,9 +205,9 @@ mod tests {
     #[test]
     fn zero_threads_or_missing_schema_is_an_error() {
         let t = TempDb::new("readers-bad");
-        assert!(Readers::spawn(&t.path(), DbSync::Normal, 0, 1).is_err());
+        assert!(Readers::spawn(&t.path(), DbSync::Normal, 0, 1, Default::default()).is_err());
         std::fs::create_dir_all(&t.dir).unwrap();
         // a database nobody migrated
-        assert!(Readers::spawn(&t.path(), DbSync::Normal, 1, 1).is_err());
+        assert!(Readers::spawn(&t.path(), DbSync::Normal, 1, 1, Default::default()).is_err());
     }
 }

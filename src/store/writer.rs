@@ -23,6 +23,7 @@ use rusqlite::Connection;
 
 use super::departs::{self, Depart};
 use super::groups::{self, MemberChange, Sender};
+use super::room::Room;
 use super::users::{self, NewUser, User};
 use super::{messages, recent, unread, Family, StoreError};
 use crate::clock::unix_now;
@@ -187,10 +188,11 @@ pub fn spawn_writer<O: Outlet>(
     rx: Receiver<WriteJob<O::Tag>>,
     outlet: O,
     max_batch: usize,
+    room: Arc<Room>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("db-writer".into())
-        .spawn(move || run(&conn, &rx, outlet, max_batch.max(1)))
+        .spawn(move || run(&conn, &rx, outlet, max_batch.max(1), &room))
 }
 
 fn run<O: Outlet>(
@@ -198,6 +200,7 @@ fn run<O: Outlet>(
     rx: &Receiver<WriteJob<O::Tag>>,
     mut outlet: O,
     max_batch: usize,
+    room: &Room,
 ) {
     // B-GEN-3: stored times never decrease in storage order, across restarts too.
     let mut last_time = messages::max_create_time(conn).unwrap_or_else(|e| {
@@ -215,6 +218,8 @@ fn run<O: Outlet>(
                 Err(_) => break,
             }
         }
+        // The batch left the queue: loops parked on a full queue try again.
+        room.ring();
         let time = unix_now().max(last_time);
         last_time = time;
         let started = std::time::Instant::now();
@@ -628,7 +633,7 @@ mod tests {
             tx: rtx,
             flushes: flushes.clone(),
         };
-        spawn_writer(conn, jrx, outlet, max_batch)
+        spawn_writer(conn, jrx, outlet, max_batch, Default::default())
             .unwrap()
             .join()
             .unwrap();

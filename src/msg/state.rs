@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
+use super::service::WorkerMsg;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token_registry::TokenRegistry;
 use crate::config::Config;
@@ -17,6 +18,7 @@ use crate::msg::presence::Presence;
 use crate::net::Workers;
 use crate::stats::Counters;
 use crate::store::readers::Readers;
+use crate::store::room::Room;
 use crate::store::writer::WriteJob;
 
 pub struct State {
@@ -35,12 +37,15 @@ pub struct State {
     /// The file role's entrance, set once the file role runs (absent: 6/10 answers result 8).
     pub file: OnceLock<crate::file::hub::FileHub>,
     /// Set once the workers exist (they need the state first).
-    pub workers: OnceLock<Workers>,
+    pub workers: OnceLock<Workers<WorkerMsg>>,
     /// The msg listener's bound address (its port goes into 1/2).
     pub msg_addr: SocketAddr,
     /// Open connections per listener (B-FLOW-2, B-LS-2).
-    pub msg_conns: AtomicUsize,
-    pub login_conns: AtomicUsize,
+    pub msg_conns: Arc<AtomicUsize>,
+    pub login_conns: Arc<AtomicUsize>,
+    /// Rung by the storage threads when they take jobs: workers parked on a full queue
+    /// resume.
+    pub room: Arc<Room>,
 }
 
 impl State {
@@ -51,6 +56,7 @@ impl State {
         groups: Arc<GroupCache>,
         writer: Sender<WriteJob<WriteTag>>,
         readers: Readers,
+        room: Arc<Room>,
         msg_addr: SocketAddr,
     ) -> State {
         State {
@@ -70,13 +76,19 @@ impl State {
             file: OnceLock::new(),
             workers: OnceLock::new(),
             msg_addr,
-            msg_conns: AtomicUsize::new(0),
-            login_conns: AtomicUsize::new(0),
+            msg_conns: Arc::new(AtomicUsize::new(0)),
+            login_conns: Arc::new(AtomicUsize::new(0)),
+            room,
         }
     }
 
-    pub fn workers(&self) -> &Workers {
-        static NONE: OnceLock<Workers> = OnceLock::new();
+    /// Whether a storage job would not fit now (the writer's queue, or every reader queue).
+    pub fn storage_full(&self) -> bool {
+        self.writer.is_full() || self.readers.all_full()
+    }
+
+    pub fn workers(&self) -> &Workers<WorkerMsg> {
+        static NONE: OnceLock<Workers<WorkerMsg>> = OnceLock::new();
         self.workers
             .get()
             .unwrap_or_else(|| NONE.get_or_init(Workers::default))
