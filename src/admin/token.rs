@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{check_admin_token, Config, ConfigError, ConfigProblem, MAX_ADMIN_TOKEN_LEN};
 
 /// The token file's name in `DataDir`.
-pub const FILE_NAME: &str = "admin.token";
+pub use crate::config::ADMIN_TOKEN_FILE as FILE_NAME;
 /// Random bytes in a generated token: 128 bits, written as 32 lowercase hex characters.
 const RANDOM_BYTES: usize = 16;
 /// Owner read/write only: the token is as good as the admin API.

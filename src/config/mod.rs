@@ -22,7 +22,7 @@
 //! - the optional string keys (`IpAddr2`, `MsfsBaseUrl`, `ClusterSecret`) may be given empty,
 //!   which means "unset", as in TeamTalk's own conf files;
 //! - `AdminToken` is the exception: given, it must be a usable secret ([`check_admin_token`]);
-//!   not given, `ttserver run` keeps it in `DataDir/admin.token` ([`crate::admin::token`]).
+//!   not given, `ttserver run` keeps it in `DataDir/admin.token` (`admin::token`).
 //!
 //! A relative `DataDir` is kept as written and therefore resolves against the process's current
 //! directory (not the conf file's directory), as TeamTalk operators expect.
@@ -58,6 +58,8 @@ pub const MIN_CLUSTER_SECRET_LEN: usize = 16;
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// Longest accepted admin token: far below the admin API's 16 KiB request-head limit.
 pub const MAX_ADMIN_TOKEN_LEN: usize = 1024;
+/// Where `ttserver run` keeps the admin token when the conf gives none, in `DataDir`.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// The secrets the example confs in `conf/` ship (B-ADM-1): never accepted as an admin token,
 /// since anyone who has read the example knows them. A test checks that every `AdminToken` and
 /// `ClusterSecret` value in `conf/*.conf` is listed here.
@@ -348,7 +350,7 @@ impl Config {
     /// Where `ttserver run` keeps the admin token when the conf has no `AdminToken`:
     /// `DataDir/admin.token`.
     pub fn admin_token_path(&self) -> PathBuf {
-        self.store.data_dir.join(crate::admin::token::FILE_NAME)
+        self.store.data_dir.join(ADMIN_TOKEN_FILE)
     }
 
     /// The SQLite database file: `DataDir/ttserver.db`.

@@ -442,7 +442,7 @@ config_table! {
         default_doc: "`http://<IpAddr1>:<msfs port>`",
     }
     /// `None` when the conf file has no `AdminToken` line: `ttserver run` then reads (or
-    /// creates) `DataDir/admin.token` and sets it ([`crate::admin::token::resolve`]).
+    /// creates) `DataDir/admin.token` and sets it (`admin::token::resolve`).
     AdminToken {
         field: admin.admin_token: Option<String> = None,
         kind: AdminToken,

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -527,8 +528,17 @@ impl Service for MsgService {
         let before = c.pending();
         let verdict = match c.port {
             Port::Login => {
-                let effects = crate::login::on_pdu(&self.st, &h, &pdu);
-                self.apply(out, id, Some(&mut *c), effects);
+                let cfg = &self.st.cfg;
+                let srv = crate::login::MsgServer {
+                    ip1: cfg.login.ip_addr1.as_bytes(),
+                    ip2: cfg.ip_addr2().as_bytes(),
+                    port: self.st.msg_addr.port(),
+                    full: self.st.msg_conns.load(Ordering::Relaxed) >= cfg.net.max_conn_cnt,
+                };
+                if let Some(frame) = crate::login::answer(&h, &pdu, &srv) {
+                    out.push(Action::Answer(id, Bytes::Owned(frame)));
+                    out.close_after_flush(id, ERROR_FLUSH);
+                }
                 Verdict::Consumed
             }
             Port::Msg => self.handle_msg(out, id, c, &h, pdu),
