@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::admin::http::AdminHttp;
 use crate::admin::token::Origin;
+use crate::auth::hashers::Hashers;
 use crate::config::Config;
 use crate::file::hub::FileHub;
 use crate::file::remote::Remote;
@@ -18,7 +19,7 @@ use crate::msg::file::MsgSide;
 use crate::msg::group_cache::GroupCache;
 use crate::msg::outlet::{AdminCache, WorkerOutlet, WriteTag};
 use crate::msg::service::{MsgService, WorkerMsg};
-use crate::msg::state::State;
+use crate::msg::state::{Pools, State};
 use crate::net::event_loop::{EventLoop, InputBudget, ListenerSpec, LoopConfig, WAKER};
 use crate::net::listener::bind_group;
 use crate::net::{WorkerHandle, Workers};
@@ -95,6 +96,8 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         Arc::clone(&room),
     )?;
     let (wtx, wrx) = crossbeam_channel::bounded(cfg.store.db_queue_cap);
+    let hashers = Hashers::spawn(cfg.hash_threads(), cfg.auth.hash_queue_cap)
+        .map_err(io_err("spawn the hashing pool"))?;
 
     let n = cfg.workers().clamp(1, usize::from(u16::MAX));
     let (msg_addr, msg_listeners) =
@@ -122,9 +125,12 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
         cfg,
         directory,
         Arc::clone(&group_cache),
-        wtx,
-        readers,
-        Arc::clone(&room),
+        Pools {
+            writer: wtx,
+            readers,
+            hashers,
+            room: Arc::clone(&room),
+        },
         msg_addr,
     ));
 

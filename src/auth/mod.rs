@@ -1,6 +1,7 @@
 //! Authentication: password hashing, login throttling, session tokens ([`token_gen`] makes
 //! them, [`token_registry`] knows which are valid).
 
+pub mod hashers;
 pub mod password;
 pub mod throttle;
 pub mod token_gen;

@@ -376,6 +376,15 @@ impl Config {
     }
 
     /// Storage reader threads: `DbReaders`, or 2 when it is 0.
+    /// Password-hashing threads: `HashThreads`, or one per core when it is 0.
+    pub fn hash_threads(&self) -> usize {
+        if self.auth.hash_threads > 0 {
+            self.auth.hash_threads
+        } else {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        }
+    }
+
     pub fn db_readers(&self) -> usize {
         if self.store.db_readers > 0 {
             self.store.db_readers

@@ -792,6 +792,21 @@ config_table! {
         meaning: "capacity of the storage writer queue and of each reader thread's queue",
         limit: "the request waits in its connection's input (the server stops reading that connection until the storage thread takes a job off the queue and wakes the worker: no polling); nothing is dropped (`storage_full_waits`)",
     }
+    /// Threads of the password-hashing pool.
+    HashThreads {
+        field: auth.hash_threads: usize = 0,
+        kind: int(0, 1024),
+        roles: "msg",
+        meaning: "threads that check passwords (argon2id), apart from the storage readers; 0 = one per core",
+    }
+    /// Queue of the password-hashing pool.
+    HashQueueCap {
+        field: auth.hash_queue_cap: usize = 4096,
+        kind: int(1, 1 << 20),
+        roles: "msg",
+        meaning: "logins waiting for a password check",
+        limit: "the login is refused with 1/4 result 3 (unavailable; `store_failures`)",
+    }
     /// Capacity of each msg worker's channel (storage replies, pushes from other workers).
     WorkerQueueCap {
         field: net.worker_queue_cap: usize = 65_536,

@@ -1,6 +1,6 @@
 //! 1/3 -> 1/4: login on the msg port (B-LOGIN, B-TOK, B-KICK).
 //!
-//! The argon2id check runs on a reader thread (it takes tens of milliseconds at the default
+//! The argon2id check runs on the hashing pool (it takes tens of milliseconds at the default
 //! cost); the worker registers the session only when the verdict comes back, in order.
 
 use std::net::IpAddr;
@@ -86,7 +86,7 @@ pub fn on_login_request(cx: &Ctx<'_>, mc: &mut MsgConn, req: &LoginRequest<'_>) 
     mc.phase = Phase::Verifying;
     let seq = mc.begin_job(false);
     let state = Arc::clone(st);
-    let job = Box::new(move |_: &rusqlite::Connection| {
+    let job = Box::new(move || {
         let mut verdict = verdict;
         // B-LOGIN-3: always verify something, so timing does not tell whether the name exists.
         let ok = match &user {
@@ -105,7 +105,7 @@ pub fn on_login_request(cx: &Ctx<'_>, mc: &mut MsgConn, req: &LoginRequest<'_>) 
             });
         }
     });
-    match st.readers.submit(job) {
+    match cx.jobs.hash(job) {
         Ok(()) => Step::Queued,
         Err(_) => {
             mc.abort_job(seq);

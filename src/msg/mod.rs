@@ -28,13 +28,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::hashers::HashJob;
 use crate::msg::state::State;
 use crate::net::{ConnId, Shared};
 use crate::proto::codec::{Wire, Writer};
 use crate::proto::frame::Header;
 use crate::proto::Pdu;
 use crate::stats::bump;
+use crate::store::readers::ReadJob;
+use crate::store::writer::WriteJob;
 use crate::store::Family;
+use outlet::WriteTag;
 use presence::{Change, Class};
 
 /// Something the worker does on behalf of a connection, in order.
@@ -226,9 +230,31 @@ pub enum Step {
     Pause(Instant),
 }
 
+/// Why the writer's queue did not take a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Full: try again when it has room.
+    Full,
+    /// The writer is gone (the process is stopping).
+    Closed,
+}
+
+/// Where handlers hand work that must not run on the loop: storage writes and reads, password
+/// checks. [`State`] is the real one (its pools); handler tests record the jobs instead, so a
+/// handler runs without a thread or a database.
+pub trait Jobs: Send + Sync {
+    /// To the group-commit writer's queue (a refused job is dropped).
+    fn write(&self, job: WriteJob<WriteTag>) -> Result<(), Refused>;
+    /// To the reader pool; `Err(job)` when its queues are full.
+    fn read(&self, job: ReadJob) -> Result<(), ReadJob>;
+    /// To the hashing pool; `Err(job)` when its queue is full.
+    fn hash(&self, job: HashJob) -> Result<(), HashJob>;
+}
+
 /// What a handler may look at besides the PDU.
 pub struct Ctx<'a> {
     pub st: &'a Arc<State>,
+    pub jobs: &'a dyn Jobs,
     pub conn: ConnId,
     pub peer: SocketAddr,
     pub reserved: u16,

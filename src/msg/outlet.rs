@@ -4,7 +4,6 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use crossbeam_channel::TrySendError;
 use rusqlite::Connection;
 
 use super::chat::Delivery;
@@ -137,14 +136,14 @@ pub fn submit_write(cx: &Ctx<'_>, mc: &mut MsgConn, op: WriteOp, kind: WriteKind
         seq,
         kind,
     };
-    match cx.st.writer.try_send(WriteJob { op, tag }) {
+    match cx.jobs.write(WriteJob { op, tag }) {
         Ok(()) => Step::Queued,
-        Err(TrySendError::Full(_)) => {
+        Err(super::Refused::Full) => {
             // Back-pressure: hold this PDU until the queue drains.
             mc.abort_job(seq);
             Step::Wait
         }
-        Err(TrySendError::Disconnected(_)) => {
+        Err(super::Refused::Closed) => {
             mc.abort_job(seq);
             bump(&cx.st.counters.store_failures);
             Step::Now(Vec::new())
@@ -167,7 +166,7 @@ pub fn submit_read(
             h.send(WorkerMsg::Done { conn, seq, done });
         }
     });
-    match cx.st.readers.submit(job) {
+    match cx.jobs.read(job) {
         Ok(()) => Step::Queued,
         Err(_) => {
             mc.abort_job(seq);

@@ -19,7 +19,7 @@ use crossbeam_channel::Sender;
 
 use super::presence::{Change, Class};
 use super::state::State;
-use super::{Completion, Effect, MsgConn, Phase, Step};
+use super::{Completion, Effect, Jobs, MsgConn, Phase, Step};
 use crate::net::rate::TokenBucket;
 use crate::net::service::{Action, Bytes, Conns, Framing, Outbox, Service, Verdict};
 use crate::net::{ConnId, Shared};
@@ -126,6 +126,8 @@ struct Stopping {
 pub struct MsgService {
     id: u16,
     st: Arc<State>,
+    /// Where handlers send storage and hashing work: the state's pools, or a test's recorder.
+    jobs: Arc<dyn Jobs>,
     /// This worker's logged-in sessions by user, kept beside the shared presence directory so
     /// a group fan-out touches only local state (no lock, no copy per member).
     local: HashMap<u32, Vec<ConnId>>,
@@ -138,9 +140,16 @@ pub struct MsgService {
 
 impl MsgService {
     pub fn new(id: u16, st: Arc<State>) -> MsgService {
+        let jobs: Arc<dyn Jobs> = Arc::clone(&st) as Arc<dyn Jobs>;
+        MsgService::with_jobs(id, st, jobs)
+    }
+
+    /// A service whose handlers hand their jobs to `jobs` (tests record them).
+    pub fn with_jobs(id: u16, st: Arc<State>, jobs: Arc<dyn Jobs>) -> MsgService {
         MsgService {
             id,
             st,
+            jobs,
             local: HashMap::new(),
             outstanding: 0,
             waiting_room: Vec::new(),
@@ -198,8 +207,10 @@ impl MsgService {
         let Some(mc) = msg.as_deref_mut() else {
             return Verdict::Consumed;
         };
+        let jobs = Arc::clone(&self.jobs);
         let cx = super::Ctx {
             st: &st,
+            jobs: &*jobs,
             conn: id,
             peer: *peer,
             reserved: h.reserved,

@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
 
 use super::service::WorkerMsg;
+use crate::auth::hashers::{HashJob, Hashers};
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token_registry::TokenRegistry;
 use crate::config::Config;
@@ -17,7 +18,7 @@ use crate::msg::outlet::WriteTag;
 use crate::msg::presence::Presence;
 use crate::net::Workers;
 use crate::stats::Counters;
-use crate::store::readers::Readers;
+use crate::store::readers::{ReadJob, Readers};
 use crate::store::room::Room;
 use crate::store::writer::WriteJob;
 
@@ -34,6 +35,8 @@ pub struct State {
     pub tokens: Arc<Mutex<TokenRegistry>>,
     pub writer: Sender<WriteJob<WriteTag>>,
     pub readers: Readers,
+    /// Password checks (argon2id), off the reader threads.
+    pub hashers: Hashers,
     /// The file role's entrance, set once the file role runs (absent: 6/10 answers result 8).
     pub file: OnceLock<crate::file::hub::FileHub>,
     /// Set once the workers exist (they need the state first).
@@ -48,17 +51,30 @@ pub struct State {
     pub room: Arc<Room>,
 }
 
+/// The threads a state hands work to.
+pub struct Pools {
+    pub writer: Sender<WriteJob<WriteTag>>,
+    pub readers: Readers,
+    pub hashers: Hashers,
+    /// Rung by the writer and the readers.
+    pub room: Arc<Room>,
+}
+
 impl State {
     /// A state with no sessions, zeroed counters and the workers still to be set.
     pub fn new(
         cfg: Config,
         directory: Directory,
         groups: Arc<GroupCache>,
-        writer: Sender<WriteJob<WriteTag>>,
-        readers: Readers,
-        room: Arc<Room>,
+        pools: Pools,
         msg_addr: SocketAddr,
     ) -> State {
+        let Pools {
+            writer,
+            readers,
+            hashers,
+            room,
+        } = pools;
         State {
             throttle: Mutex::new(LoginThrottle::new(
                 cfg.auth.login_fail_limit,
@@ -73,6 +89,7 @@ impl State {
             groups,
             writer,
             readers,
+            hashers,
             file: OnceLock::new(),
             workers: OnceLock::new(),
             msg_addr,
@@ -92,5 +109,22 @@ impl State {
         self.workers
             .get()
             .unwrap_or_else(|| NONE.get_or_init(Workers::default))
+    }
+}
+
+impl super::Jobs for State {
+    fn write(&self, job: WriteJob<WriteTag>) -> Result<(), super::Refused> {
+        self.writer.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => super::Refused::Full,
+            TrySendError::Disconnected(_) => super::Refused::Closed,
+        })
+    }
+
+    fn read(&self, job: ReadJob) -> Result<(), ReadJob> {
+        self.readers.submit(job)
+    }
+
+    fn hash(&self, job: HashJob) -> Result<(), HashJob> {
+        self.hashers.submit(job)
     }
 }

@@ -83,9 +83,12 @@ fn kit(names: &[&str]) -> Kit {
         cfg,
         directory,
         Arc::clone(&group_cache),
-        wtx,
-        readers,
-        Default::default(),
+        super::state::Pools {
+            writer: wtx,
+            readers,
+            hashers: crate::auth::hashers::Hashers::spawn(1, 64).unwrap(),
+            room: Default::default(),
+        },
         "127.0.0.1:8000".parse().unwrap(),
     ));
     let _ = st.workers.set(workers.clone());
@@ -128,6 +131,7 @@ impl Kit {
     fn step(&self, mc: &mut MsgConn, c: ConnId, reserved: u16, pdu: Pdu<'_>) -> Step {
         let cx = Ctx {
             st: &self.st,
+            jobs: &*self.st,
             conn: c,
             peer: peer(),
             reserved,
