@@ -1103,3 +1103,7 @@ fn discard_input(stream: &mut TcpStream, buf: &mut [u8]) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "event_loop_tests.rs"]
+mod tests;
