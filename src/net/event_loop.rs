@@ -180,7 +180,8 @@ pub struct EventLoop<S: Service> {
     next_generation: u32,
     timers: DeadlineHeap,
     resumes: DeadlineHeap,
-    /// Connections to service again in this iteration (resumed, or out of read budget).
+    /// Connections to service again (resumed, or out of read budget): in this iteration, or
+    /// the next if put back while the list is run.
     ready: Vec<TimerKey>,
     /// Connections whose readiness came while input was paused for the backlog.
     starved: Vec<TimerKey>,
@@ -937,12 +938,14 @@ impl<S: Service> EventLoop<S> {
 
     // ---------------------------------------------------------------- held input
 
+    /// Services each listed connection once. Those put back meanwhile (read budget spent
+    /// again, resumed by another's frame) wait for the next iteration, which polls without
+    /// sleeping: a connection whose socket never drains gets turns in each iteration, not the
+    /// whole loop.
     fn run_ready(&mut self) {
-        while !self.ready.is_empty() {
-            for key in std::mem::take(&mut self.ready) {
-                if let Some(slot) = self.slot_of_key(key) {
-                    self.service(slot);
-                }
+        for key in std::mem::take(&mut self.ready) {
+            if let Some(slot) = self.slot_of_key(key) {
+                self.service(slot);
             }
         }
     }
