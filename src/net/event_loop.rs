@@ -1071,11 +1071,16 @@ impl<S: Service> EventLoop<S> {
             return;
         };
         let unflushed = self.unflushed();
-        if unflushed > 0 && Instant::now() < at {
+        // Posts waiting for room in a peer's channel (or for this loop) are output too.
+        let posts = self.own.len() + self.backlog.iter().map(VecDeque::len).sum::<usize>();
+        if (unflushed > 0 || posts > 0) && Instant::now() < at {
             return;
         }
         if unflushed > 0 {
             log::warn!(target: "net", "{} {}: exit deadline reached with {unflushed} connections not flushed", self.cfg.name, self.cfg.id);
+        }
+        if posts > 0 {
+            log::warn!(target: "net", "{} {}: exit deadline reached with {posts} posts not delivered", self.cfg.name, self.cfg.id);
         }
         let n = self.conns.len();
         let mut scratch = std::mem::take(&mut self.scratch);

@@ -1103,3 +1103,32 @@ fn a_connection_that_always_has_input_does_not_starve_the_others() {
     assert!(took < Duration::from_secs(1));
     net.stop();
 }
+
+#[test]
+fn exit_delivers_posts_still_waiting_in_the_backlog() {
+    const N: u32 = 200;
+    let mut net = start(
+        2,
+        Opts {
+            chan_cap: 1,
+            ..Opts::default()
+        },
+    );
+    let mut a = Client::named(net.addr(0, 0), "A");
+    assert_eq!(a.cmd(&format!("post 1 {N}")), "posted");
+    // Loop 0 is asked to leave while most of its posts wait for room in loop 1's channel.
+    net.send(0, Msg::Exit(Duration::from_secs(3)));
+    net.join(0);
+    net.barrier(1);
+    let got: Vec<u32> = net
+        .log
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| match e {
+            Ev::Got(1, 0, i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+    net.stop();
+}
