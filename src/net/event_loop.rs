@@ -180,7 +180,8 @@ pub struct EventLoop<S: Service> {
     next_generation: u32,
     timers: DeadlineHeap,
     resumes: DeadlineHeap,
-    /// Connections to service again in this iteration (resumed, or out of read budget).
+    /// Connections to service again (resumed, or out of read budget): in this iteration, or
+    /// the next if put back while the list is run.
     ready: Vec<TimerKey>,
     /// Connections whose readiness came while input was paused for the backlog.
     starved: Vec<TimerKey>,
@@ -937,12 +938,14 @@ impl<S: Service> EventLoop<S> {
 
     // ---------------------------------------------------------------- held input
 
+    /// Services each listed connection once. Those put back meanwhile (read budget spent
+    /// again, resumed by another's frame) wait for the next iteration, which polls without
+    /// sleeping: a connection whose socket never drains gets turns in each iteration, not the
+    /// whole loop.
     fn run_ready(&mut self) {
-        while !self.ready.is_empty() {
-            for key in std::mem::take(&mut self.ready) {
-                if let Some(slot) = self.slot_of_key(key) {
-                    self.service(slot);
-                }
+        for key in std::mem::take(&mut self.ready) {
+            if let Some(slot) = self.slot_of_key(key) {
+                self.service(slot);
             }
         }
     }
@@ -1068,11 +1071,16 @@ impl<S: Service> EventLoop<S> {
             return;
         };
         let unflushed = self.unflushed();
-        if unflushed > 0 && Instant::now() < at {
+        // Posts waiting for room in a peer's channel (or for this loop) are output too.
+        let posts = self.own.len() + self.backlog.iter().map(VecDeque::len).sum::<usize>();
+        if (unflushed > 0 || posts > 0) && Instant::now() < at {
             return;
         }
         if unflushed > 0 {
             log::warn!(target: "net", "{} {}: exit deadline reached with {unflushed} connections not flushed", self.cfg.name, self.cfg.id);
+        }
+        if posts > 0 {
+            log::warn!(target: "net", "{} {}: exit deadline reached with {posts} posts not delivered", self.cfg.name, self.cfg.id);
         }
         let n = self.conns.len();
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -1103,3 +1111,7 @@ fn discard_input(stream: &mut TcpStream, buf: &mut [u8]) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "event_loop_tests.rs"]
+mod tests;
