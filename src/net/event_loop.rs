@@ -175,7 +175,8 @@ pub struct EventLoop<S: Service> {
     peers: Workers<S::Msg>,
     svc: S,
     listeners: Vec<ListenerSpec>,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Open connections per (listener, source address).
+    per_ip: HashMap<(usize, IpAddr), usize>,
     conns: Slab<Slot<S::Conn>>,
     next_generation: u32,
     timers: DeadlineHeap,
@@ -359,7 +360,7 @@ impl<S: Service> EventLoop<S> {
                 log::debug!(target: "net", "{} port: connection cap reached, closing {peer}", l.name);
                 continue; // accepted and closed at once, no data
             }
-            let from_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+            let from_ip = self.per_ip.get(&(idx, peer.ip())).copied().unwrap_or(0);
             if l.max_per_ip > 0 && from_ip >= l.max_per_ip {
                 l.open.fetch_sub(1, Ordering::Relaxed);
                 bump(&self.cfg.counters.conn_cap_rejects);
@@ -396,7 +397,7 @@ impl<S: Service> EventLoop<S> {
                 open.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
-            *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+            *self.per_ip.entry((idx, peer.ip())).or_insert(0) += 1;
             entry.insert(Slot {
                 stream,
                 id,
@@ -890,10 +891,11 @@ impl<S: Service> EventLoop<S> {
         if let Some(l) = self.listeners.get(c.listener) {
             l.open.fetch_sub(1, Ordering::Relaxed);
         }
-        if let Some(n) = self.per_ip.get_mut(&c.peer.ip()) {
+        let key = (c.listener, c.peer.ip());
+        if let Some(n) = self.per_ip.get_mut(&key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.per_ip.remove(&c.peer.ip());
+                self.per_ip.remove(&key);
             }
         }
         self.cfg.input_budget.give(c.accounted);

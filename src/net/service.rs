@@ -86,7 +86,8 @@ pub enum Action<M> {
     Post(u16, M),
     /// Stop accepting connections and reading input on every connection of this loop.
     StopReading,
-    /// Leave the loop once every connection's output is written, or at `deadline`; the
+    /// Leave the loop once every connection's output is written and every post delivered,
+    /// or at `deadline`; the
     /// connections are closed without [`Service::on_closed`] (the process is stopping).
     Exit {
         deadline: Instant,
