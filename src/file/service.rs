@@ -557,3 +557,7 @@ impl Service for FileService {
         log::debug!(target: "file", "file loop stopped with {} tasks", self.core.task_count());
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
