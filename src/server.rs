@@ -219,7 +219,8 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
                 counters: Arc::clone(&st.counters),
             };
             let (file, hub) =
-                FileRole::spawn(&st.cfg, listener, deps).map_err(io_err("start the file role"))?;
+                FileRole::spawn(&st.cfg, listener, deps, crate::file::DEFAULT_INPUT_BUDGET)
+                    .map_err(io_err("start the file role"))?;
             (Some(file), None, hub)
         }
         (None, Some(server)) => {
@@ -433,7 +434,8 @@ pub fn run_file(cfg: Config) -> Result<(), ServerError> {
     let listener =
         std::net::TcpListener::bind(cfg.net.file_listen).map_err(io_err("bind FileListen"))?;
     let secret = cfg.net.cluster_secret.clone().unwrap_or_default();
-    let (file, _hub) = FileRole::spawn(&cfg, listener, FileDeps::Alone { secret })
+    let deps = FileDeps::Alone { secret };
+    let (file, _hub) = FileRole::spawn(&cfg, listener, deps, crate::file::DEFAULT_INPUT_BUDGET)
         .map_err(io_err("start the file role"))?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening file {}", file.addr).map_err(io_err("stdout"))?;

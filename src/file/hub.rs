@@ -2,9 +2,9 @@
 //! (6/19), and the addresses clients are sent to (6/11, 6/12, 6/17).
 //!
 //! The file role owns every task; the msg role only announces them. A task is announced on the
-//! file worker's channel before its 6/11 is queued, so by the time the client's 6/1 arrives on
-//! the file port the announcement is already in the channel, and the worker drains its channel
-//! before it looks a task up (see [`super::worker`]).
+//! file loop's announcement channel before its 6/11 is queued, so by the time the client's 6/1
+//! arrives on the file port the announcement is already in the channel, and the file service
+//! drains that channel before a 6/1 looks its task up (see [`super::service`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,7 +14,6 @@ use crossbeam_channel::{Sender, TrySendError};
 use super::io::IoJob;
 use super::link::task_frame;
 use super::remote::Remote;
-use super::FileMsg;
 use crate::auth::token_gen::new_token;
 use crate::proto::internal;
 
@@ -62,9 +61,11 @@ pub trait ReadyNotice: Send + Sync {
 /// Where the file role is.
 #[derive(Clone)]
 enum Route {
-    /// In this process: its worker's channel and its io thread.
+    /// In this process: its announcement channel (`TASK_QUEUE`), the loop's waker and its io
+    /// thread (`IO_QUEUE`). Neither is waited on: a full one refuses (6/11 result 2, a 6/19
+    /// not applied).
     Local {
-        worker: Sender<FileMsg>,
+        tasks: Sender<Task>,
         waker: Arc<mio::Waker>,
         io: Sender<IoJob>,
         /// Live tasks (kept by the file role) and `MaxFileTasks`.
@@ -85,7 +86,7 @@ pub struct FileHub {
 
 impl FileHub {
     pub(super) fn new(
-        worker: Sender<FileMsg>,
+        tasks: Sender<Task>,
         waker: Arc<mio::Waker>,
         io: Sender<IoJob>,
         (live, max): (Arc<AtomicUsize>, usize),
@@ -93,7 +94,7 @@ impl FileHub {
     ) -> FileHub {
         FileHub {
             route: Route::Local {
-                worker,
+                tasks,
                 waker,
                 io,
                 live,
@@ -131,7 +132,7 @@ impl FileHub {
         };
         match &self.route {
             Route::Local {
-                worker,
+                tasks,
                 waker,
                 live,
                 max,
@@ -145,7 +146,7 @@ impl FileHub {
                 if reserved.is_err() {
                     return Err(CreateError::NotCreatable);
                 }
-                let sent = worker.try_send(FileMsg::TaskCreated(task.clone()));
+                let sent = tasks.try_send(task.clone());
                 if sent.is_err() {
                     live.fetch_sub(1, Ordering::AcqRel);
                 }

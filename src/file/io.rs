@@ -1,5 +1,5 @@
-//! Thread "file-io": every disk and database operation of the file role, so the file worker's
-//! event loop never blocks (architecture.md section 2).
+//! Thread "file-io": every disk and database operation of the file role, so the file loop never
+//! blocks (architecture.md section 2).
 //!
 //! - Offline uploads go to `DataDir/offline/tmp/<task>.<attempt>.part` (one file per attempt),
 //!   one segment at a time; on completion the open file goes to thread "file-sync"
@@ -14,14 +14,15 @@
 //! Paths are built from server-generated ids only: the receiver id (a number) and a task id that
 //! passed [`is_server_id`] (B-FILE-16).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use memmap2::Mmap;
 use rusqlite::Connection;
 
@@ -63,6 +64,73 @@ pub enum IoJob {
     Stop,
 }
 
+/// Jobs waiting for the io thread (`jobs` of [`run`]). Overflow: the file loop keeps the job in
+/// its [`IoPort`] backlog and holds the connection that submitted it; the msg role's 6/19
+/// ([`super::hub::FileHub::delete_offline`]) is refused and counted (`file_rejected`), as over
+/// a full link. A job holds at most one upload segment (`FileSegmentSize`).
+pub const IO_QUEUE: usize = 1024;
+/// Finished uploads waiting for thread file-sync; each holds an open file. Overflow: the io
+/// thread waits (back-pressure on the uploads behind it).
+pub const PLACE_QUEUE: usize = 64;
+
+/// The file loop's end of the io channel. The loop never waits on it: a job that finds the
+/// channel full waits in `backlog`, in order (newer jobs queue behind it), and the service
+/// holds the connection that submitted it. The io thread, when it next takes a job, sees
+/// `full` and posts [`FileMsg::IoRoom`]; the loop then moves the backlog on and resumes those
+/// connections. Nothing polls for room. The backlog is bounded by the holds: a connection adds
+/// the jobs of one PDU before its input waits; the others come one per closed connection or
+/// ended task (`MaxConnCnt`, `MaxFileTasks`).
+pub struct IoPort {
+    tx: Sender<IoJob>,
+    backlog: VecDeque<IoJob>,
+    full: Arc<AtomicBool>,
+}
+
+impl IoPort {
+    /// `full` is shared with [`run`] (see [`IoSetup::full`]).
+    pub fn new(tx: Sender<IoJob>, full: Arc<AtomicBool>) -> IoPort {
+        IoPort {
+            tx,
+            backlog: VecDeque::new(),
+            full,
+        }
+    }
+
+    /// Queues `job`; false if it has to wait in the backlog.
+    pub fn submit(&mut self, job: IoJob) -> bool {
+        self.backlog.push_back(job);
+        self.pump()
+    }
+
+    /// Moves the backlog into the channel; true once it is empty.
+    pub fn pump(&mut self) -> bool {
+        let mut asked = false;
+        while let Some(job) = self.backlog.pop_front() {
+            match self.tx.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(job)) => {
+                    self.backlog.push_front(job);
+                    if asked {
+                        return false;
+                    }
+                    // Ask for an IoRoom, then try once more: a job taken before the flag was
+                    // set sent none.
+                    self.full.store(true, Ordering::SeqCst);
+                    asked = true;
+                }
+                Err(TrySendError::Disconnected(job)) => {
+                    // The io thread failed. The jobs stay (an OnDone in them runs when the
+                    // loop ends, not on the loop thread while it runs).
+                    self.backlog.push_front(job);
+                    log::error!(target: "file", "file-io thread is gone");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
 /// An io result, sent back to the worker. `by` is the uploader connection of the attempt.
 pub enum IoDone {
     Began {
@@ -96,6 +164,9 @@ pub struct IoSetup {
     pub sweep_every: Duration,
     pub notice: Arc<dyn ReadyNotice>,
     pub counters: Arc<Counters>,
+    /// Set by the loop when a job found the channel full ([`IoPort`]); cleared here with an
+    /// [`FileMsg::IoRoom`] once a job was taken.
+    pub full: Arc<AtomicBool>,
 }
 
 /// `DataDir/offline`.
@@ -144,8 +215,9 @@ pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker:
         sweep_every,
         notice,
         counters,
+        full,
     } = setup;
-    let (place_tx, place_rx) = crossbeam_channel::unbounded();
+    let (place_tx, place_rx) = crossbeam_channel::bounded(PLACE_QUEUE);
     let placer = Placer {
         db: place_db,
         data_dir: data_dir.clone(),
@@ -175,7 +247,12 @@ pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker:
         let wait = next_sweep.saturating_duration_since(Instant::now());
         match jobs.recv_timeout(wait) {
             Ok(IoJob::Stop) => break,
-            Ok(job) => io.handle(job),
+            Ok(job) => {
+                if full.swap(false, Ordering::SeqCst) {
+                    io.send_msg(FileMsg::IoRoom);
+                }
+                io.handle(job);
+            }
             Err(RecvTimeoutError::Timeout) => {
                 io.sweep();
                 next_sweep = Instant::now() + io.sweep_every;
@@ -193,7 +270,12 @@ pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker:
 
 impl Io {
     fn send(&self, done: IoDone) {
-        if self.reply.send(FileMsg::Io(done)).is_ok() {
+        self.send_msg(FileMsg::Io(done));
+    }
+
+    /// Waits while the loop's channel is full (back-pressure on this thread, never the loop's).
+    fn send_msg(&self, m: FileMsg) {
+        if self.reply.send(m).is_ok() {
             let _ = self.waker.wake();
         }
     }

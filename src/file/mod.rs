@@ -1,22 +1,32 @@
 //! The file role (protocol.md §9.6, behaviour.md B-FILE): 6/1 .. 6/5 on `FileListen`.
 //!
 //! ```text
-//!   msg workers --6/10: TaskCreated--+                     +--> 6/12 "offline ready" to the
+//!   msg workers --6/10: Task---------+                     +--> 6/12 "offline ready" to the
 //!   (FileHub)   --6/19: Delete----+  |                     |    receiver (ReadyNotice)
 //!                                 |  v                     |
-//!   file port --> [ file-worker: mio loop, Core ] <--IoDone-- [ file-io: disk + SQLite ]
-//!                       |  Act::Io(IoJob) ------------------>      temp files, maps, deletes,
-//!                       v                                          sweeper; hands a finished
-//!                                                                  upload to [ file-sync:
-//!                                                                  fsync, rename, record ]
+//!   file port --> [ file-worker: EventLoop<FileService> ] <--IoDone-- [ file-io: disk + SQLite ]
+//!                       |  Act::Io(IoJob) ------------------------->   temp files, maps, deletes,
+//!                       v                                              sweeper; hands a finished
+//!                                                                      upload to [ file-sync:
+//!                                                                      fsync, rename, record ]
 //!                 sockets: relay 6/4 / 6/5 between online parties, pull offline uploads,
 //!                 serve offline downloads from the mmap
 //! ```
 //!
-//! One worker thread serves every file connection; both parties of an online task are then on
-//! the same thread, so relaying a PDU is a queue push. Disk and database work happen on the io
-//! threads only ([`io`], [`place`]); the worker never blocks. The decisions are in [`core::Core`], a
-//! function of state and events that the tests drive without sockets.
+//! One loop thread ([`crate::net::event_loop::EventLoop`] running [`service::FileService`])
+//! serves every file connection; both parties of an online task are then on the same thread, so
+//! relaying a PDU is a queue push. Disk and database work happen on the io threads only ([`io`],
+//! [`place`]); the loop never blocks. The decisions are in [`core::Core`], a function of state
+//! and events that the tests drive without sockets.
+//!
+//! Every channel is bounded; each cap and what happens when it is reached:
+//! - [`TASK_QUEUE`] announcements (hub -> loop): 6/10 answers result 2;
+//! - [`LOOP_QUEUE`] the loop's channel (io results, link answers, notices, stop): the sending
+//!   thread (file-io, file-sync, the stopping thread) waits; the loop never sends on it;
+//! - [`io::IO_QUEUE`] jobs (loop, hub -> file-io): the loop keeps the job and holds the
+//!   connection that submitted it until the io thread took a job; a 6/19 of the hub is refused;
+//! - [`io::PLACE_QUEUE`] finished uploads (file-io -> file-sync): file-io waits;
+//! - `remote::LINK_QUEUE` (msg role -> a file role alone): 6/10 answers result 2.
 
 pub mod core;
 pub mod hub;
@@ -24,10 +34,10 @@ pub mod io;
 pub mod link;
 pub mod place;
 pub mod remote;
-pub mod worker;
+pub mod service;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,26 +45,38 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::config::Config;
+use crate::net::event_loop::{self, EventLoop, InputBudget, ListenerSpec, LoopConfig};
 pub use crate::net::timer::TimerKey as Cid;
+use crate::net::{WorkerHandle, Workers};
 use crate::stats::Counters;
 use hub::{FileHub, ReadyNotice, Task, TokenCheck};
-use io::{IoDone, IoJob, IoSetup};
+use io::{IoDone, IoJob, IoPort, IoSetup, IO_QUEUE};
+use service::{FileService, LinkSide, PortLimits};
 
-/// Messages to the file worker.
+/// Messages to the file loop.
 pub enum FileMsg {
-    /// A task announced by the msg role (6/10).
-    TaskCreated(Task),
     /// A result of the io thread.
     Io(IoDone),
     /// An offline upload is stored: tell the linked msg servers (file role alone).
     Ready(Task),
     /// Queue bytes on a connection (a link's answer from the io thread).
     Push(Cid, Vec<u8>),
+    /// The io thread took a job after one found its channel full ([`io::IoPort`]).
+    IoRoom,
     Shutdown,
 }
 
-/// How many announcements may wait for the file worker before 6/10 answers result 2.
+/// How many announcements may wait for the file loop before 6/10 answers result 2.
 const TASK_QUEUE: usize = 4096;
+/// The file loop's channel; its senders are threads that may wait (see the module doc).
+const LOOP_QUEUE: usize = 4096;
+/// Partial input the file loop may buffer.
+// TODO issue 10: MaxBufferedInput
+pub const DEFAULT_INPUT_BUDGET: usize = 256 << 20;
+/// Bytes asked of a socket per read.
+const READ_CHUNK: usize = 256 << 10;
+/// Bytes read from one connection before the others get their turn.
+const READ_BUDGET: usize = 1 << 20;
 
 /// Where the file role learns tokens and tasks, and whom it tells about finished uploads.
 pub enum FileDeps {
@@ -82,18 +104,25 @@ pub struct FileRole {
 
 impl FileRole {
     /// Binds nothing: `listener` is already bound to `FileListen`. Starts threads "file-worker"
-    /// and "file-io" and returns the role and the hub the msg role talks to.
+    /// and "file-io" and returns the role and the hub the msg role talks to. `input_limit`
+    /// bounds the partial input the loop buffers (`MaxBufferedInput`).
     pub fn spawn(
         cfg: &Config,
         listener: std::net::TcpListener,
         deps: FileDeps,
+        input_limit: usize,
     ) -> std::io::Result<(FileRole, FileHub)> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let poll = mio::Poll::new()?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), worker::WAKE)?);
-        let (tx, rx) = crossbeam_channel::bounded(TASK_QUEUE);
-        let (io_tx, io_rx) = crossbeam_channel::unbounded();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), event_loop::WAKER)?);
+        let (tx, rx) = crossbeam_channel::bounded(LOOP_QUEUE);
+        let (task_tx, task_rx) = crossbeam_channel::bounded(TASK_QUEUE);
+        let (io_tx, io_rx) = crossbeam_channel::bounded(IO_QUEUE);
+        let own = WorkerHandle {
+            tx: tx.clone(),
+            waker: Arc::clone(&waker),
+        };
         let (tokens, notice, counters, link): (Arc<dyn TokenCheck>, Arc<dyn ReadyNotice>, _, _) =
             match deps {
                 FileDeps::InProcess {
@@ -107,11 +136,10 @@ impl FileRole {
                         tx: tx.clone(),
                         waker: Arc::clone(&waker),
                     });
-                    let side = worker::LinkSide {
+                    let side = LinkSide {
                         secret,
                         mirror: Arc::clone(&mirror),
-                        back: tx.clone(),
-                        waker: Arc::clone(&waker),
+                        back: own.clone(),
                     };
                     (mirror, notice, Arc::new(Counters::default()), Some(side))
                 }
@@ -121,6 +149,7 @@ impl FileRole {
                 .map_err(|e| std::io::Error::other(format!("file role database: {e}")))
         };
         let (db, place_db) = (open_db()?, open_db()?);
+        let io_full = Arc::new(AtomicBool::new(false));
         let setup = IoSetup {
             db,
             place_db,
@@ -129,9 +158,8 @@ impl FileRole {
             sweep_every: cfg.file.file_sweep_interval.max(Duration::from_secs(1)),
             notice,
             counters: Arc::clone(&counters),
+            full: Arc::clone(&io_full),
         };
-        // The io thread answers on the worker's channel; that send never blocks the io thread
-        // for long because the worker drains its channel on every loop iteration.
         let (reply_tx, reply_waker) = (tx.clone(), Arc::clone(&waker));
         let io = std::thread::Builder::new()
             .name("file-io".into())
@@ -149,18 +177,41 @@ impl FileRole {
             Arc::clone(&live),
             link.is_some(),
         );
-        let w = worker::FileWorker::new(
-            cfg,
-            poll,
-            listener,
-            (rx, io_tx.clone()),
+        let port = PortLimits {
+            max_pdu: cfg.net.max_pdu_size,
+            max_pdu_before_login: cfg.net.max_pdu_size_before_login,
+            login_timeout: cfg.net.login_timeout,
+            idle_timeout: cfg.file.task_timeout,
+        };
+        let svc = FileService::new(
             core,
             Arc::clone(&counters),
+            port,
+            task_rx,
+            IoPort::new(io_tx.clone(), io_full),
             link,
-        )?;
+        );
+        let loop_cfg = LoopConfig {
+            id: service::LOOP_ID,
+            name: "file",
+            read_chunk: READ_CHUNK,
+            read_budget: READ_BUDGET,
+            out_cap: cfg.net.out_buf_cap,
+            input_budget: InputBudget::new(input_limit),
+            counters: Arc::clone(&counters),
+        };
+        // B-FLOW-2: over MaxConnCnt a connection is accepted and closed at once.
+        let spec = ListenerSpec {
+            listener: mio::net::TcpListener::from_std(listener),
+            name: "file",
+            open: Arc::new(AtomicUsize::new(0)),
+            max_conns: cfg.net.max_conn_cnt,
+            max_per_ip: 0,
+        };
+        let ev = EventLoop::new(loop_cfg, poll, rx, Workers::new(vec![own]), svc, vec![spec])?;
         let worker = std::thread::Builder::new()
             .name("file-worker".into())
-            .spawn(move || w.run())?;
+            .spawn(move || ev.run())?;
         let addrs = cfg
             .file
             .file_addr
@@ -168,7 +219,7 @@ impl FileRole {
             .map(|ip| (ip.clone().into_bytes(), addr.port()))
             .collect();
         let hub = FileHub::new(
-            tx.clone(),
+            task_tx,
             Arc::clone(&waker),
             io_tx.clone(),
             (live, cfg.file.max_file_tasks),
@@ -188,7 +239,7 @@ impl FileRole {
         ))
     }
 
-    /// Stops the worker, then the io thread (which drops what it borrowed from the msg role).
+    /// Stops the loop, then the io thread (which drops what it borrowed from the msg role).
     pub fn stop(mut self) {
         let _ = self.tx.send(FileMsg::Shutdown);
         let _ = self.waker.wake();

@@ -13,7 +13,8 @@
 //!   address (`max_per_ip`): over it a connection is accepted and closed at once
 //!   (`conn_cap_rejects`);
 //! - output per connection (`out_cap`): over it on [`Action::Send`] the connection is closed
-//!   (`slow_consumer_closes`);
+//!   (`slow_consumer_closes`); when it goes over half of it, and back, the service is told
+//!   ([`Service::on_output_level`]) and may hold the input that adds to it;
 //! - partial input of all loops of the process ([`InputBudget`]): a read that takes the total
 //!   over it closes the connection that read it (`input_budget_closes`); a frame's size is
 //!   checked by the service's framer before it is buffered;
@@ -148,6 +149,8 @@ struct Slot<C> {
     held: bool,
     resume_at: Option<Instant>,
     input_stopped: bool,
+    /// Queued output is over half of `out_cap` (as last told to the service).
+    out_high: bool,
     svc: C,
 }
 
@@ -415,6 +418,7 @@ impl<S: Service> EventLoop<S> {
                 held: false,
                 resume_at: None,
                 input_stopped: false,
+                out_high: false,
                 svc,
             });
             log::debug!(target: "net", "conn={id:?} accepted on {} port from {peer}", self.listeners.get(idx).map_or("?", |l| l.name));
@@ -784,6 +788,25 @@ impl<S: Service> EventLoop<S> {
             return;
         }
         self.dirty.mark(slot);
+        self.output_level(slot);
+    }
+
+    /// Tells the service when a connection's queued output goes over half of `out_cap`, or is
+    /// written back down to half ([`Service::on_output_level`]).
+    fn output_level(&mut self, slot: usize) {
+        let half = self.cfg.out_cap / 2;
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let high = c.out.len() > half;
+        if high == c.out_high {
+            return;
+        }
+        c.out_high = high;
+        let id = c.id;
+        self.svc
+            .on_output_level(&mut self.out, id, &mut c.svc, high);
+        self.apply();
     }
 
     fn post(&mut self, worker: u16, msg: S::Msg) {
@@ -1045,8 +1068,12 @@ impl<S: Service> EventLoop<S> {
                 None => {}
             },
             Ok(Flushed::Partial) => {}
-            Err(e) => self.close_now(slot, &format!("write error: {e}")),
+            Err(e) => {
+                self.close_now(slot, &format!("write error: {e}"));
+                return;
+            }
         }
+        self.output_level(slot);
     }
 
     // ---------------------------------------------------------------- stop

@@ -241,6 +241,18 @@ pub trait Service {
     /// The connection is gone (closed by either side, a write error, a flush limit, a cap).
     fn on_closed(&mut self, out: &mut Outbox<Self::Msg>, id: ConnId, conn: Self::Conn, why: &str);
 
+    /// The connection's queued output went over half of the loop's output cap (`high`), or was
+    /// written back down to at most half (`!high`). A service that would add to a full queue
+    /// (a relay, pipelined requests) holds the input that does so and resumes it here.
+    fn on_output_level(
+        &mut self,
+        _out: &mut Outbox<Self::Msg>,
+        _id: ConnId,
+        _conn: &mut Self::Conn,
+        _high: bool,
+    ) {
+    }
+
     /// Once per loop iteration, after the events and messages: time-driven work of the
     /// service itself.
     fn on_tick(&mut self, _out: &mut Outbox<Self::Msg>, _now: Instant) {}
