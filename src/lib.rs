@@ -38,8 +38,10 @@
 //!   files, fsync, rename, records, memory maps, the expiry sweeper). Msg workers announce tasks
 //!   through [`file::hub::FileHub`]; with `FileServer` the file role is another process and
 //!   thread `file-link` carries the same announcements over TCP.
-//! * [`msfs`]: the image store, one mio thread `msfs-http` for every HTTP connection and one
-//!   thread `msfs-io` for its disk work (fsync, rename, reads), linked by channels and a Waker.
+//! * [`msfs`]: the image store, one thread `msfs-http` (the shared event loop,
+//!   [`net::event_loop::EventLoop`], running the msfs service) for every HTTP connection and
+//!   one thread `msfs-io` for its disk work (fsync, rename, reads), linked by bounded channels
+//!   and a Waker.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)

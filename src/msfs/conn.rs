@@ -1,78 +1,81 @@
-//! One client connection: its buffers and state, the responses it queues, and the
-//! non-blocking reads and writes of its socket.
+//! One client connection as msfs sees it (the loop owns its socket and buffers): where it is in
+//! its request, its deadline while a request arrives, and the responses queued for it.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-use mio::net::TcpStream;
 
 use super::head::Head;
 use super::requests::Pace;
-use super::{
-    BAD_REQUEST, BODY_GRACE, IDLE_TIMEOUT, MAX_HEAD, REQUEST_DEADLINE, TOO_LARGE, UNAUTHORIZED,
-};
+use super::service::Msg;
+use super::{BAD_REQUEST, BODY_GRACE, IDLE_TIMEOUT, REQUEST_DEADLINE, TOO_LARGE, UNAUTHORIZED};
+use crate::net::service::{Action, Bytes, Outbox};
+use crate::net::ConnId;
+
+/// Where a connection is; input is processed only in `Reading`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Receiving a request, or waiting for one.
+    Reading,
+    /// Its request is complete and waits for room in the io queue (input held).
+    Queued,
+    /// A job for it is with the io thread (input held, no deadline).
+    Busy,
+    /// Its response is being written (input held): the next request is taken once it is out,
+    /// so a connection's output is at most one response.
+    Writing,
+}
 
 pub(super) struct Conn {
-    pub(super) stream: TcpStream,
-    pub(super) generation: u32,
-    /// The request being received (and, after its head, nothing beyond its body).
-    pub(super) inbuf: Vec<u8>,
-    /// Its head, once parsed and accepted.
+    pub(super) phase: Phase,
+    /// The head of the request being received, once parsed and accepted.
     pub(super) head: Option<Head>,
-    pub(super) out: VecDeque<Vec<u8>>,
-    /// Bytes of `out.front()` already written.
-    pub(super) out_pos: usize,
-    /// A job for this connection is with the io thread.
-    pub(super) busy: bool,
-    /// Close once `out` is written (no more requests are read).
+    /// First byte of the request being received (for the first request: the accept).
+    pub(super) started: Option<Instant>,
+    /// When its head was complete (its body is arriving).
+    pub(super) body_from: Option<Instant>,
+    /// Last time the input grew (idle time while a request arrives).
+    pub(super) last: Instant,
+    /// Input bytes seen by the last `frame`.
+    pub(super) seen: usize,
+    /// Close once the response is written (no more requests are read).
     pub(super) close_after: bool,
     /// The request being answered is a HEAD: responses carry no body.
     pub(super) no_body: bool,
-    /// The final reply is out and the write side shut: input is discarded until EOF or this
-    /// time.
-    pub(super) lingering: Option<Instant>,
+    /// The peer closed its side while its request was served: close after the response.
     pub(super) peer_eof: bool,
-    /// Last byte read or written.
-    pub(super) last: Instant,
-    /// First byte of the request being received (for the first request: the accept).
-    pub(super) started: Option<Instant>,
-    /// When the head of the request being received was complete (its body is arriving).
-    pub(super) body_from: Option<Instant>,
-    /// The peer's address (`MsfsMaxConnsPerIp`).
-    pub(super) ip: std::net::IpAddr,
-    /// The deadline of this connection's live timer entry.
-    pub(super) armed: Instant,
+    /// The loop's idle timeout is on (set with each response, counting both directions); it
+    /// is turned off while a request arrives, whose deadline is computed here.
+    pub(super) loop_idle: bool,
 }
 
 impl Conn {
-    /// Bytes to read at most now: up to the end of the request being received.
-    fn want(&self) -> usize {
-        let need = match &self.head {
-            None => MAX_HEAD + 1,
-            Some(h) => h.len.saturating_add(h.body_len),
-        };
-        need.saturating_sub(self.inbuf.len())
+    pub(super) fn new(now: Instant) -> Conn {
+        Conn {
+            phase: Phase::Reading,
+            head: None,
+            started: Some(now),
+            body_from: None,
+            last: now,
+            seen: 0,
+            close_after: false,
+            no_body: false,
+            peer_eof: false,
+            loop_idle: false,
+        }
     }
 
-    /// When the connection is closed, `None` while a job is in flight: idle for
-    /// `IDLE_TIMEOUT`, a head not complete `pace.head` after it started, a body behind
-    /// `pace.min_body_rate` (after `BODY_GRACE`), or a request older than `REQUEST_DEADLINE`.
-    /// Bytes that trickle in reset only the idle time.
-    pub(super) fn deadline(&self, pace: &Pace) -> Option<Instant> {
-        if let Some(t) = self.lingering {
-            return Some(t);
-        }
-        if self.busy {
-            return None;
-        }
+    /// When a request that has `received` bytes so far is overdue: idle for `IDLE_TIMEOUT`, a
+    /// head not complete `pace.head` after it started, a body behind `pace.min_body_rate`
+    /// (after `BODY_GRACE`), or a request older than `REQUEST_DEADLINE`. Bytes that trickle in
+    /// reset only the idle time.
+    pub(super) fn deadline(&self, pace: &Pace, received: usize) -> Instant {
         let idle = self.last + IDLE_TIMEOUT;
         let Some(started) = self.started else {
-            return Some(idle);
+            return idle;
         };
         let request = match (&self.head, self.body_from) {
             (Some(h), Some(from)) => {
                 // Each byte received buys 1 / rate seconds.
-                let received = u64::try_from(self.inbuf.len().saturating_sub(h.len)).unwrap_or(0);
+                let received = u64::try_from(received.saturating_sub(h.len)).unwrap_or(0);
                 let earned = Duration::from_millis(
                     received.saturating_mul(1000) / pace.min_body_rate.max(1),
                 );
@@ -80,20 +83,59 @@ impl Conn {
             }
             _ => started + pace.head,
         };
-        Some(idle.min(request))
+        idle.min(request)
+    }
+
+    /// The request was taken (answered or handed to the io thread): the next one starts with
+    /// its first byte.
+    pub(super) fn request_taken(&mut self) {
+        self.head = None;
+        self.started = None;
+        self.body_from = None;
+        self.seen = 0;
+    }
+
+    /// A response is queued: hold input until it is written ([`Phase::Writing`], then
+    /// `on_flushed`), idle counted from the last byte either way (a slow download in progress
+    /// is not idle).
+    pub(super) fn answered(&mut self, out: &mut Outbox<Msg>, id: ConnId) {
+        self.phase = Phase::Writing;
+        out.push(if self.close_after {
+            Action::StopInput(id)
+        } else {
+            Action::Hold(id)
+        });
+        out.push(Action::IdleTimeoutRw(id, Some(IDLE_TIMEOUT)));
+        self.loop_idle = true;
+        out.push(Action::NotifyFlushed(id));
     }
 
     /// Queues a complete response (`body` is moved, not copied).
-    fn respond(&mut self, status: u16, content_type: &str, body: Vec<u8>) {
+    pub(super) fn respond(
+        &self,
+        out: &mut Outbox<Msg>,
+        id: ConnId,
+        status: u16,
+        content_type: &str,
+        body: Vec<u8>,
+    ) {
         let len = body.len() as u64;
-        self.respond_head(status, content_type, len, "");
+        self.respond_head(out, id, status, content_type, len, "");
         if !body.is_empty() && !self.no_body {
-            self.out.push_back(body);
+            answer(out, id, body);
         }
     }
 
     /// Queues a response head announcing `len` body bytes.
-    pub(super) fn respond_head(&mut self, status: u16, content_type: &str, len: u64, extra: &str) {
+    pub(super) fn respond_head(
+        &self,
+        out: &mut Outbox<Msg>,
+        id: ConnId,
+        status: u16,
+        content_type: &str,
+        len: u64,
+        extra: &str,
+    ) {
         let reason = match status {
             200 => "OK",
             400 => "Bad Request",
@@ -107,7 +149,9 @@ impl Conn {
         } else {
             ""
         };
-        self.out.push_back(
+        answer(
+            out,
+            id,
             format!(
                 "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n\
                  Content-Length: {len}\r\n{extra}{close}\r\n"
@@ -116,8 +160,10 @@ impl Conn {
         );
     }
 
-    pub(super) fn respond_text(&mut self, status: u16, text: &str) {
+    pub(super) fn respond_text(&self, out: &mut Outbox<Msg>, id: ConnId, status: u16, text: &str) {
         self.respond(
+            out,
+            id,
             status,
             "text/plain; charset=utf-8",
             format!("{text}\n").into_bytes(),
@@ -125,7 +171,15 @@ impl Conn {
     }
 
     /// An upload reply (B-MSFS-6): always 200 with the JSON body.
-    pub(super) fn upload_reply(&mut self, code: u32, msg: &str, path: &str, url: &str) {
+    pub(super) fn upload_reply(
+        &self,
+        out: &mut Outbox<Msg>,
+        id: ConnId,
+        code: u32,
+        msg: &str,
+        path: &str,
+        url: &str,
+    ) {
         #[derive(serde::Serialize)]
         struct Reply<'a> {
             error_code: u32,
@@ -142,86 +196,22 @@ impl Conn {
         .unwrap_or_default();
         // JSON body, text/html type: the 2014 iOS app's HTTP library accepts an upload reply
         // only as text/html, which is what TeamTalk's own image store sent (B-MSFS-1).
-        self.respond(200, "text/html; charset=utf-8", body);
+        self.respond(out, id, 200, "text/html; charset=utf-8", body);
     }
 
-    pub(super) fn upload_error(&mut self, code: u32) {
+    pub(super) fn upload_error(&self, out: &mut Outbox<Msg>, id: ConnId, code: u32) {
         let msg = match code {
             TOO_LARGE => "file too large",
             BAD_REQUEST => "bad request",
             UNAUTHORIZED => "unauthorized",
             _ => "server error",
         };
-        self.upload_reply(code, msg, "", "");
+        self.upload_reply(out, id, code, msg, "", "");
     }
 }
 
-/// Reads at most [`Conn::want`] bytes; the count read (0 at EOF, which sets `peer_eof`).
-pub(super) fn read_some(c: &mut Conn, scratch: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let mut total = 0;
-    loop {
-        let want = c.want().min(scratch.len());
-        let Some(buf) = scratch.get_mut(..want).filter(|b| !b.is_empty()) else {
-            return Ok(total);
-        };
-        match c.stream.read(buf) {
-            Ok(0) => {
-                c.peer_eof = true;
-                return Ok(total);
-            }
-            Ok(n) => {
-                let now = Instant::now();
-                if c.inbuf.is_empty() {
-                    c.started = Some(now);
-                }
-                c.inbuf.extend_from_slice(buf.get(..n).unwrap_or_default());
-                c.last = now;
-                total += n;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Lingering: reads and drops input; `false` once the peer closed (or the socket failed).
-pub(super) fn discard(c: &mut Conn, scratch: &mut [u8]) -> bool {
-    use std::io::Read;
-    loop {
-        match c.stream.read(scratch) {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-}
-
-/// Writes queued output; the count written.
-pub(super) fn flush(c: &mut Conn) -> std::io::Result<usize> {
-    use std::io::Write;
-    let mut total = 0;
-    while let Some(front) = c.out.front() {
-        let rest = front.get(c.out_pos..).unwrap_or_default();
-        if rest.is_empty() {
-            c.out.pop_front();
-            c.out_pos = 0;
-            continue;
-        }
-        match c.stream.write(rest) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                c.out_pos += n;
-                total += n;
-                c.last = Instant::now();
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(total)
+/// Responses are [`Action::Answer`]s, not checked against the loop's output cap: each is
+/// bounded (a file is at most `MsfsMaxFileSize`) and a connection has one at a time.
+pub(super) fn answer(out: &mut Outbox<Msg>, id: ConnId, bytes: Vec<u8>) {
+    out.push(Action::Answer(id, Bytes::Owned(bytes)));
 }

@@ -1,5 +1,6 @@
 //! Thread "msfs-io": every disk access of msfs. Jobs come from the HTTP loop over a bounded
-//! channel; each answer goes back over the loop's channel, followed by a wake of its Poll.
+//! channel ([`super::JOB_QUEUE`]); each answer goes back over the loop's bounded channel
+//! ([`super::ANSWER_QUEUE`]: this thread waits while it is full), followed by a wake of its Poll.
 //!
 //! Storing is durable before it is answered (B-MSFS-1): the bytes go to `tmp/<name>.part`,
 //! which is fsynced, renamed to `g0/NNN/MMM/<name>`, and the directory is fsynced (and its
@@ -7,29 +8,27 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
-use mio::Waker;
+use crossbeam_channel::Receiver;
 
-use crate::net::timer::TimerKey;
+use super::service::Msg;
+use crate::net::{ConnId, WorkerHandle};
 
 /// Work for the io thread. `key` names the connection that waits for the answer.
 pub enum Job {
-    /// Store `data[range]` at `path` (a path made by [`super::names::new_path`]).
+    /// Store `data` (the file part of an upload) at `path` (a path made by
+    /// [`super::names::new_path`]).
     Store {
-        key: TimerKey,
+        key: ConnId,
         data: Vec<u8>,
-        range: Range<usize>,
         path: String,
     },
     /// Read the file at `path` (validated by [`super::names::parse_target`]); only its size for
     /// HEAD.
     Read {
-        key: TimerKey,
+        key: ConnId,
         path: String,
         head_only: bool,
     },
@@ -38,15 +37,24 @@ pub enum Job {
 /// What became of a [`Job`].
 pub enum Done {
     Stored {
-        key: TimerKey,
+        key: ConnId,
         path: String,
         result: io::Result<()>,
     },
     Read {
-        key: TimerKey,
+        key: ConnId,
         path: String,
         result: ReadResult,
     },
+}
+
+impl Done {
+    /// The connection waiting for it.
+    pub fn key(&self) -> ConnId {
+        match self {
+            Done::Stored { key, .. } | Done::Read { key, .. } => *key,
+        }
+    }
 }
 
 pub enum ReadResult {
@@ -64,8 +72,7 @@ pub fn spawn(
     root: PathBuf,
     max_file: u64,
     jobs: Receiver<Job>,
-    done: Sender<Done>,
-    waker: Arc<Waker>,
+    answers: WorkerHandle<Msg>,
 ) -> io::Result<JoinHandle<()>> {
     fs::create_dir_all(root.join("tmp"))?;
     fs::create_dir_all(root.join("g0"))?;
@@ -81,14 +88,8 @@ pub fn spawn(
             // Ends when the HTTP loop drops its sender.
             for job in jobs.iter() {
                 let d = match job {
-                    Job::Store {
-                        key,
-                        data,
-                        range,
-                        path,
-                    } => {
-                        let bytes = data.get(range).unwrap_or_default();
-                        let result = store(&root, &path, bytes);
+                    Job::Store { key, data, path } => {
+                        let result = store(&root, &path, &data);
                         Done::Stored { key, path, result }
                     }
                     Job::Read {
@@ -100,12 +101,14 @@ pub fn spawn(
                         Done::Read { key, path, result }
                     }
                 };
-                if done.send(d).is_err() {
+                // Waits while the loop's channel is full (it never waits for this thread);
+                // fails once the loop has exited.
+                if answers.tx.send(Msg::Done(d)).is_err() {
                     return;
                 }
                 // One wake per job: a job costs at least an fsync or a file read, so waking
                 // for each is cheap by comparison and keeps replies prompt.
-                let _ = waker.wake();
+                answers.wake();
             }
         })
 }

@@ -2,9 +2,9 @@
 //! avatars and audio under `DataDir/msfs`.
 //!
 //! ```text
-//!   clients --HTTP/1.1--> msfs-http (one mio Poll, all connections)
-//!                            |   ^  bounded channel of jobs; answers on an unbounded channel
-//!                            v   |  + one Waker wake per answer
+//!   clients --HTTP/1.1--> msfs-http (net::event_loop::EventLoop running service::Ctx)
+//!                            |   ^  jobs: bounded channel (JOB_QUEUE); answers: the loop's
+//!                            v   |  bounded channel (ANSWER_QUEUE) + one wake per answer
 //!                          msfs-io (one thread: every fsync, rename and file read)
 //! ```
 //!
@@ -12,19 +12,20 @@
 //!   [`MAX_HEADERS`] headers and [`MAX_HEAD`] bytes), buffers bodies, checks tokens and
 //!   multipart structure, and validates download paths against the exact pattern of stored
 //!   names (`names`) before a job is sent. A connection has at most one job in flight and
-//!   reads nothing more meanwhile, so answers keep request order and the job queue (capacity
-//!   `MsfsMaxConns`) cannot fill up.
+//!   processes no further input meanwhile, nor until its response is written, so answers keep
+//!   request order and a connection's output is one response at most.
 //! - `msfs-io` stores an upload as `tmp/<name>.part`, fsync, rename to `g0/NNN/MMM/<name>`,
 //!   fsync of the directory; only then is the success reply sent (B-MSFS-1). GET reads the file
 //!   into memory (files are at most `MsfsMaxFileSize`).
 //!
-//! Limits: at most `MsfsMaxConns` connections (more are accepted and closed at once,
-//! `conn_cap_rejects`); an idle connection is closed after [`IDLE_TIMEOUT`] (B-MSFS-8), a
-//! request must be complete within [`REQUEST_DEADLINE`]. An upload body is buffered in memory,
-//! at most `MsfsMaxFileSize` + [`BODY_SLACK`] per connection, so memory for uploads is bounded
-//! by that times `MsfsMaxConns`. A connection reads no further than the request being received
-//! (pipelined requests wait in the kernel), and handles the next request only once the
-//! previous reply has been written out.
+//! Limits: at most `MsfsMaxConns` connections, `MsfsMaxConnsPerIp` from one address (more are
+//! accepted and closed at once, `conn_cap_rejects`); an idle connection is closed after
+//! [`IDLE_TIMEOUT`] (B-MSFS-8), a request head must be complete within `MsfsHeadTimeout`, a body
+//! keep up `MsfsMinBodyRate`, a request be complete within [`REQUEST_DEADLINE`]. An upload body
+//! is buffered in memory, at most `MsfsMaxFileSize` + [`BODY_SLACK`] per connection (checked
+//! from the head), and the input buffered by all connections is bounded by the loop's
+//! `InputBudget` ([`DEFAULT_INPUT_BUDGET`]; over it the connection that read is closed,
+//! `input_budget_closes`). Uploads handed to the io thread are at most [`JOB_QUEUE`] + 1 files.
 //!
 //! Upload checks, in order (B-MSFS-5): the token (`X-TT-Token` or `?token=`, when
 //! `MsfsRequireToken`), the size (`Content-Length` over the body limit: answered from the head,
@@ -36,41 +37,40 @@
 //!
 //! Files:
 //! - `mod.rs`: [`Msfs`] (start and stop) and the limits and reply codes used throughout.
-//! - `event_loop`: thread `msfs-http`, the mio loop, and driving one connection from reading to
-//!   handling to writing.
+//! - `service`: thread `msfs-http`, msfs as a `net::service::Service` of the shared event loop:
+//!   the HTTP framer, holding and resuming a connection around its request, timeouts.
 //! - `head`: request-head parsing.
-//! - `conn`: a connection, the responses it queues, its socket reads and writes.
+//! - `conn`: a connection's state and deadline, the responses it queues.
 //! - `requests`: what each request does: head checks, uploads, downloads, io-thread answers.
 //! - `io`: thread `msfs-io`, every disk access.
 //! - `multipart`: the file part of an upload body.
 //! - `names`: stored names and download paths.
 
 mod conn;
-mod event_loop;
 mod head;
 mod io;
 mod multipart;
 mod names;
 mod requests;
+mod service;
+#[cfg(test)]
+mod tests;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::net::TcpListener;
-use mio::{Interest, Poll, Token, Waker};
-use slab::Slab;
+use mio::{Poll, Waker};
 
 use crate::msg::state::State;
-use crate::net::timer::DeadlineHeap;
-use event_loop::Loop;
+use crate::net::event_loop::{EventLoop, InputBudget, ListenerSpec, LoopConfig, WAKER};
+use crate::net::{WorkerHandle, Workers};
 use requests::{Ctx, Pace};
+use service::Msg;
 
-const LISTENER: Token = Token(0);
-const WAKE: Token = Token(1);
-/// Connection slot `s` polls as `Token(s + FIRST_CONN)`.
-const FIRST_CONN: usize = 2;
 pub const MAX_HEADERS: usize = 64;
 /// Largest request head.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -86,7 +86,25 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(300);
 pub const BODY_GRACE: Duration = Duration::from_secs(10);
 /// After a closing reply, input is discarded for at most this long before the close.
 pub const LINGER: Duration = Duration::from_secs(2);
+/// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from one connection per turn before the others get theirs.
+const READ_BUDGET: usize = 1 << 20;
+/// Input buffered by all msfs connections (a partial request each).
+// issue 10: MaxBufferedInput
+pub const DEFAULT_INPUT_BUDGET: usize = 256 << 20;
+/// Jobs waiting for the io thread. Full: a complete request waits in its connection's input
+/// (held, its bytes counted against the input budget, no deadline) and is resumed, in arrival
+/// order, as soon as the io thread has taken a job (its answer wakes the loop). A client then
+/// just waits a little longer, which every HTTP client handles; a 503 would fail the upload
+/// (the TeamTalk apps show a failed picture and do not retry). The io thread does one fsync or
+/// file read at a time, so a deeper queue only adds latency; a small one bounds the uploads
+/// copied out of the input budget.
+pub const JOB_QUEUE: usize = 32;
+/// Answers of the io thread (and the stop message) waiting for the loop. Full: the io thread
+/// waits (the loop drains its channel every iteration and never waits for the io thread). At
+/// most `JOB_QUEUE` + 1 answers are ever outstanding, so it does not fill.
+pub const ANSWER_QUEUE: usize = 64;
 
 /// `error_code` values of upload replies (B-MSFS-1 .. -5).
 const OK: u32 = 0;
@@ -100,8 +118,8 @@ const STORE_FAILED: u32 = 4;
 pub struct Msfs {
     http: Option<JoinHandle<()>>,
     io: Option<JoinHandle<()>>,
-    waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
+    /// The loop's channel and waker.
+    handle: WorkerHandle<Msg>,
 }
 
 impl Msfs {
@@ -110,64 +128,69 @@ impl Msfs {
     pub fn spawn(listener: std::net::TcpListener, st: Arc<State>) -> std::io::Result<Msfs> {
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
+        let listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-        let (job_tx, job_rx) = crossbeam_channel::bounded(st.cfg.msfs.msfs_max_conns);
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::bounded(ANSWER_QUEUE);
+        let handle = WorkerHandle { tx, waker };
+        let (job_tx, job_rx) = crossbeam_channel::bounded(JOB_QUEUE);
         let io = io::spawn(
             st.cfg.store.data_dir.join("msfs"),
             st.cfg.msfs.msfs_max_file_size,
             job_rx,
-            done_tx,
-            Arc::clone(&waker),
+            handle.clone(),
         )?;
         let max_file = usize::try_from(st.cfg.msfs.msfs_max_file_size).unwrap_or(usize::MAX);
+        let body_limit = max_file.saturating_add(BODY_SLACK);
+        let cfg = LoopConfig {
+            id: 0,
+            name: "msfs",
+            read_chunk: READ_CHUNK,
+            read_budget: READ_BUDGET,
+            // Checked on `Action::Send` only; msfs answers with `Action::Answer`, one response
+            // per connection at a time (a file, at most `MsfsMaxFileSize`).
+            out_cap: body_limit.saturating_add(MAX_HEAD),
+            // issue 10: MaxBufferedInput
+            input_budget: InputBudget::new(DEFAULT_INPUT_BUDGET),
+            counters: Arc::clone(&st.counters),
+        };
+        let spec = ListenerSpec {
+            listener,
+            name: "msfs",
+            open: Arc::new(AtomicUsize::new(0)),
+            max_conns: st.cfg.msfs.msfs_max_conns,
+            max_per_ip: st.cfg.msfs.msfs_max_conns_per_ip,
+        };
         let ctx = Ctx {
             base_url: st.cfg.msfs_base_url_for(port),
             require_token: st.cfg.msfs.msfs_require_token,
             max_file,
-            body_limit: max_file.saturating_add(BODY_SLACK),
+            body_limit,
             pace: Pace {
                 head: st.cfg.msfs.msfs_head_timeout,
                 min_body_rate: st.cfg.msfs.msfs_min_body_rate,
             },
-            st,
+            counters: Arc::clone(&st.counters),
+            tokens: Arc::clone(&st.tokens),
             jobs: job_tx,
-            timers: DeadlineHeap::default(),
+            waiting: VecDeque::new(),
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = Arc::clone(&stop);
+        let peers = Workers::new(vec![handle.clone()]);
+        let lp = EventLoop::new(cfg, poll, rx, peers, ctx, vec![spec])?;
         let http = std::thread::Builder::new()
             .name("msfs-http".into())
-            .spawn(move || {
-                let mut lp = Loop {
-                    poll,
-                    listener,
-                    conns: Slab::new(),
-                    per_ip: std::collections::HashMap::new(),
-                    next_gen: 0,
-                    ctx,
-                    done: done_rx,
-                    scratch: vec![0; READ_CHUNK],
-                };
-                lp.run(&stop2);
-            })?;
+            .spawn(move || lp.run())?;
         Ok(Msfs {
             http: Some(http),
             io: Some(io),
-            waker,
-            stop,
+            handle,
         })
     }
 
     /// Stops both threads and waits for them: open connections are dropped, a store in
     /// progress finishes first.
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.waker.wake();
+        self.handle.send(Msg::Stop);
         if let Some(t) = self.http.take() {
             let _ = t.join();
         }

@@ -1,21 +1,24 @@
 //! What each request does: checks made from the head, uploads, downloads, and the answers of
 //! the io thread.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::Mutex;
 
-use super::conn::Conn;
+use super::conn::{answer, Conn, Phase};
 use super::head::{query_token, Head, Method};
 use super::io::{Done, Job, ReadResult};
+use super::service::Msg;
 use super::{multipart, names};
 use super::{BAD_REQUEST, MAX_OTHER_BODY, OK, STORE_FAILED, TOO_LARGE, UNAUTHORIZED};
-use crate::msg::state::State;
-use crate::net::timer::{DeadlineHeap, TimerKey};
-use crate::stats::bump;
+use crate::auth::token_registry::TokenRegistry;
+use crate::net::service::Outbox;
+use crate::net::ConnId;
+use crate::stats::{bump, Counters};
 
-/// What the loop needs besides its connections.
 /// How fast a request must arrive (`MsfsHeadTimeout`, `MsfsMinBodyRate`): a client that sends
 /// a byte now and then cannot hold a connection (idle is reset by every byte).
 #[derive(Clone, Copy, Debug)]
@@ -25,25 +28,45 @@ pub(super) struct Pace {
     pub(super) min_body_rate: u64,
 }
 
+/// What became of a complete request.
+pub(super) enum Handled {
+    /// A response is queued.
+    Answered,
+    /// A job went to the io thread.
+    Job,
+    /// The io queue is full (or others wait for it): the request waits its turn.
+    Full,
+}
+
+/// The msfs service: what the loop needs besides its connections.
 pub(super) struct Ctx {
-    pub(super) st: Arc<State>,
+    pub(super) counters: Arc<Counters>,
+    /// Session tokens (B-TOK-2).
+    pub(super) tokens: Arc<Mutex<TokenRegistry>>,
     pub(super) base_url: String,
     pub(super) require_token: bool,
     pub(super) max_file: usize,
     pub(super) body_limit: usize,
     pub(super) pace: Pace,
     pub(super) jobs: Sender<Job>,
-    pub(super) timers: DeadlineHeap,
+    /// Connections whose complete request waits for room in `jobs`, in arrival order.
+    pub(super) waiting: VecDeque<ConnId>,
 }
 
 impl Ctx {
     /// Checks made as soon as a head is complete; `true` = rejected (reply queued, the
     /// connection closes after it).
-    pub(super) fn reject_head(&self, key: TimerKey, c: &mut Conn, h: &Head) -> bool {
+    pub(super) fn reject_head(
+        &self,
+        out: &mut Outbox<Msg>,
+        key: ConnId,
+        c: &mut Conn,
+        h: &Head,
+    ) -> bool {
         if h.method != Method::Post {
             if h.chunked || h.body_len > MAX_OTHER_BODY {
                 c.close_after = true;
-                c.respond_text(400, "bad request: request body too large");
+                c.respond_text(out, key, 400, "bad request: request body too large");
                 return true;
             }
             return false;
@@ -62,57 +85,81 @@ impl Ctx {
         } else {
             return false;
         };
-        bump(&self.st.counters.msfs_rejects);
+        bump(&self.counters.msfs_rejects);
         log::debug!(target: "msfs", "conn={key:?} upload rejected from its head: {code}");
         c.close_after = true;
-        c.upload_error(code);
+        c.upload_error(out, key, code);
         true
     }
 
-    fn token_ok(&self, key: TimerKey, h: &Head) -> bool {
+    fn token_ok(&self, key: ConnId, h: &Head) -> bool {
         let Some(token) = h.token.as_deref().or_else(|| query_token(&h.target)) else {
             return false;
         };
-        let user = self.st.tokens.lock().owner_of(token, Instant::now());
+        let user = self.tokens.lock().owner_of(token, Instant::now());
         if let Some(u) = user {
             log::debug!(target: "msfs", "conn={key:?} user={u} upload");
         }
         user.is_some()
     }
 
-    /// A complete request: answers it or hands it to the io thread.
-    pub(super) fn handle(&mut self, key: TimerKey, c: &mut Conn, h: &Head, bytes: Vec<u8>) {
+    /// A complete request (`bytes`: head and body): answers it or hands it to the io thread.
+    pub(super) fn handle(
+        &mut self,
+        out: &mut Outbox<Msg>,
+        key: ConnId,
+        c: &mut Conn,
+        h: &Head,
+        bytes: &[u8],
+    ) -> Handled {
         match h.method {
-            Method::Post => self.upload(key, c, h, bytes),
+            Method::Post => self.upload(out, key, c, h, bytes),
             Method::Get | Method::Head => match names::parse_target(&h.target) {
-                None => c.respond_text(404, "not found"),
+                None => {
+                    c.respond_text(out, key, 404, "not found");
+                    Handled::Answered
+                }
                 Some(path) => {
+                    if !self.has_room(c) {
+                        return Handled::Full;
+                    }
                     let job = Job::Read {
                         key,
                         path: path.to_string(),
                         head_only: h.method == Method::Head,
                     };
                     if self.send(job) {
-                        c.busy = true;
+                        Handled::Job
                     } else {
-                        c.respond_text(503, "busy");
+                        c.respond_text(out, key, 503, "busy");
+                        Handled::Answered
                     }
                 }
             },
             Method::Other => {
                 const TEXT: &[u8] = b"method not allowed\n";
                 c.respond_head(
+                    out,
+                    key,
                     405,
                     "text/plain; charset=utf-8",
                     TEXT.len() as u64,
                     "Allow: GET, HEAD, POST\r\n",
                 );
-                c.out.push_back(TEXT.to_vec());
+                answer(out, key, TEXT.to_vec());
+                Handled::Answered
             }
         }
     }
 
-    fn upload(&mut self, key: TimerKey, c: &mut Conn, h: &Head, bytes: Vec<u8>) {
+    fn upload(
+        &mut self,
+        out: &mut Outbox<Msg>,
+        key: ConnId,
+        c: &mut Conn,
+        h: &Head,
+        bytes: &[u8],
+    ) -> Handled {
         let body = bytes.get(h.len..).unwrap_or_default();
         let part = h
             .content_type
@@ -122,42 +169,51 @@ impl Ctx {
             .and_then(|b| multipart::file_part(body, &b));
         let part = match part {
             Ok(p) if p.content.len() > self.max_file => {
-                bump(&self.st.counters.msfs_rejects);
+                bump(&self.counters.msfs_rejects);
                 c.close_after = true;
-                return c.upload_error(TOO_LARGE);
+                c.upload_error(out, key, TOO_LARGE);
+                return Handled::Answered;
             }
             Ok(p) => p,
             Err(e) => {
-                bump(&self.st.counters.msfs_rejects);
+                bump(&self.counters.msfs_rejects);
                 log::debug!(target: "msfs", "conn={key:?} bad upload: {e:?}");
-                return c.upload_error(BAD_REQUEST);
+                c.upload_error(out, key, BAD_REQUEST);
+                return Handled::Answered;
             }
         };
+        if !self.has_room(c) {
+            return Handled::Full;
+        }
         let mut random = [0u8; 16];
         if let Err(e) = getrandom::fill(&mut random) {
             log::error!(target: "msfs", "no OS randomness: {e}");
-            return c.upload_error(STORE_FAILED);
+            c.upload_error(out, key, STORE_FAILED);
+            return Handled::Answered;
         }
         let path = names::new_path(&part.filename, &random);
-        let range = part.content.start + h.len..part.content.end + h.len;
-        let job = Job::Store {
-            key,
-            data: bytes,
-            range,
-            path,
-        };
-        if self.send(job) {
-            c.busy = true;
+        // The file's bytes are copied out of the loop's input buffer, which the next request
+        // reuses.
+        let data = body.get(part.content).unwrap_or_default().to_vec();
+        if self.send(Job::Store { key, data, path }) {
+            Handled::Job
         } else {
-            c.upload_error(STORE_FAILED);
+            c.upload_error(out, key, STORE_FAILED);
+            Handled::Answered
         }
+    }
+
+    /// Whether `c`'s job may go to the io queue now: there is room, and no earlier request
+    /// waits for it (a request resumed from the wait list is that earlier one).
+    fn has_room(&self, c: &Conn) -> bool {
+        !self.jobs.is_full() && (c.phase == Phase::Queued || self.waiting.is_empty())
     }
 
     fn send(&self, job: Job) -> bool {
         match self.jobs.try_send(job) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                // Cannot happen (one job per connection, capacity MAX_CONNS); answered anyway.
+                // Cannot happen: only this thread sends, and it checked for room.
                 log::error!(target: "msfs", "io queue full");
                 false
             }
@@ -168,42 +224,48 @@ impl Ctx {
         }
     }
 
+    /// Room in the io queue: how many waiting requests may try again now.
+    pub(super) fn room(&self) -> usize {
+        self.jobs
+            .capacity()
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.jobs.len())
+    }
+
     /// An answer of the io thread for connection `c`.
-    pub(super) fn finish(&mut self, c: &mut Conn, d: Done) {
-        c.busy = false;
-        c.last = Instant::now();
+    pub(super) fn finish(&mut self, out: &mut Outbox<Msg>, key: ConnId, c: &mut Conn, d: Done) {
         match d {
             Done::Stored {
                 path,
                 result: Ok(()),
                 ..
             } => {
-                bump(&self.st.counters.msfs_uploads);
+                bump(&self.counters.msfs_uploads);
                 let url = format!("{}/{path}", self.base_url);
-                c.upload_reply(OK, "ok", &path, &url);
+                c.upload_reply(out, key, OK, "ok", &path, &url);
             }
             Done::Stored {
                 path,
                 result: Err(e),
                 ..
             } => {
-                bump(&self.st.counters.msfs_store_failures);
+                bump(&self.counters.msfs_store_failures);
                 log::error!(target: "msfs", "storing {path} failed: {e}");
-                c.upload_error(STORE_FAILED);
+                c.upload_error(out, key, STORE_FAILED);
             }
             Done::Read { path, result, .. } => match result {
                 ReadResult::Found { len, bytes } => {
-                    bump(&self.st.counters.msfs_downloads);
+                    bump(&self.counters.msfs_downloads);
                     let ctype = names::content_type(&path);
-                    c.respond_head(200, ctype, len, "");
+                    c.respond_head(out, key, 200, ctype, len, "");
                     if !bytes.is_empty() {
-                        c.out.push_back(bytes);
+                        answer(out, key, bytes);
                     }
                 }
-                ReadResult::NotFound => c.respond_text(404, "not found"),
+                ReadResult::NotFound => c.respond_text(out, key, 404, "not found"),
                 ReadResult::Failed(e) => {
                     log::error!(target: "msfs", "reading {path} failed: {e}");
-                    c.respond_text(500, "read failed");
+                    c.respond_text(out, key, 500, "read failed");
                 }
             },
         }

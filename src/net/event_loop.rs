@@ -140,6 +140,10 @@ struct Slot<C> {
     want_write: bool,
     deadline: Option<Instant>,
     idle: Option<Duration>,
+    /// Bytes written move the idle deadline too ([`Action::IdleTimeoutRw`]).
+    idle_rw: bool,
+    /// Run [`Service::on_flushed`] when the output is all written.
+    notify_flushed: bool,
     /// Deadline of this connection's live entry in the heap.
     armed_at: Option<Instant>,
     /// Close once flushed; no more input.
@@ -295,7 +299,12 @@ impl<S: Service> EventLoop<S> {
     }
 
     fn poll_timeout(&self) -> Duration {
-        if !self.ready.is_empty() || self.more_messages || !self.own.is_empty() {
+        // Dirty: output queued while the last flush ran (by `on_flushed`).
+        if !self.ready.is_empty()
+            || self.more_messages
+            || !self.own.is_empty()
+            || !self.dirty.is_empty()
+        {
             return Duration::ZERO;
         }
         if self.backlog.iter().any(|b| !b.is_empty()) {
@@ -412,6 +421,8 @@ impl<S: Service> EventLoop<S> {
                 want_write: false,
                 deadline: None,
                 idle: None,
+                idle_rw: false,
+                notify_flushed: false,
                 armed_at: None,
                 closing: None,
                 lingering: false,
@@ -707,10 +718,12 @@ impl<S: Service> EventLoop<S> {
                     }
                 }
             }
-            Action::IdleTimeout(conn, d) => {
+            Action::IdleTimeout(conn, d) | Action::IdleTimeoutRw(conn, d) => {
+                let rw = matches!(a, Action::IdleTimeoutRw(..));
                 if let Some(slot) = self.slot_of(conn) {
                     if let Some(c) = self.conns.get_mut(slot).filter(|c| c.closing.is_none()) {
                         c.idle = d;
+                        c.idle_rw = rw;
                         if let Some(d) = d {
                             self.set_deadline(slot, Some(Instant::now() + d));
                         }
@@ -720,6 +733,14 @@ impl<S: Service> EventLoop<S> {
             Action::Hold(conn) => {
                 if let Some(c) = self.slot_of(conn).and_then(|s| self.conns.get_mut(s)) {
                     c.held = true;
+                }
+            }
+            Action::NotifyFlushed(conn) => {
+                if let Some(slot) = self.slot_of(conn) {
+                    if let Some(c) = self.conns.get_mut(slot) {
+                        c.notify_flushed = true;
+                    }
+                    self.dirty.mark(slot); // a flush that finds nothing queued tells at once
                 }
             }
             Action::Resume(conn) => {
@@ -1050,12 +1071,22 @@ impl<S: Service> EventLoop<S> {
             return;
         }
         let token = Token(CONN_BASE + slot);
-        match c.out.flush_registered(
+        let queued = c.out.len();
+        let flushed = c.out.flush_registered(
             &mut c.stream,
             self.poll.registry(),
             token,
             &mut c.want_write,
-        ) {
+        );
+        if c.idle_rw && c.out.len() < queued && c.closing.is_none() {
+            if let Some(idle) = c.idle {
+                self.set_deadline(slot, Some(Instant::now() + idle));
+            }
+        }
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match flushed {
             Ok(Flushed::All) => match &c.closing {
                 Some(Close::Linger(_)) => {
                     // The peer reads the reply rather than a reset: half-close, then drop
@@ -1065,6 +1096,12 @@ impl<S: Service> EventLoop<S> {
                     self.linger_read(slot);
                 }
                 Some(_) => self.close_now(slot, "closed after flush"),
+                None if c.notify_flushed => {
+                    c.notify_flushed = false;
+                    let id = c.id;
+                    self.svc.on_flushed(&mut self.out, id, &mut c.svc);
+                    self.apply();
+                }
                 None => {}
             },
             Ok(Flushed::Partial) => {}

@@ -72,8 +72,15 @@ pub enum Action<M> {
     Deadline(ConnId, Option<Instant>),
     /// Every byte received moves the deadline to `now + d` (an idle timeout). `None` stops that.
     IdleTimeout(ConnId, Option<Duration>),
+    /// As [`Action::IdleTimeout`], and every byte written moves it too: a long download that
+    /// makes progress is not idle (HTTP).
+    IdleTimeoutRw(ConnId, Option<Duration>),
     /// Stop processing this connection's input (it stays buffered, bounded by the framer).
     Hold(ConnId),
+    /// Run [`Service::on_flushed`] once the connection's queued output is all written (at
+    /// once if none is): a service answering one request at a time takes the next only then,
+    /// so its output stays bounded by one answer.
+    NotifyFlushed(ConnId),
     /// Process held input again (at once, within this loop iteration).
     Resume(ConnId),
     /// Process held input again at that time.
@@ -233,6 +240,10 @@ pub trait Service {
         conns: &mut dyn Conns<Self::Conn>,
         msg: Self::Msg,
     );
+
+    /// The output queued before [`Action::NotifyFlushed`] is written (not called for a
+    /// connection that is closing).
+    fn on_flushed(&mut self, _out: &mut Outbox<Self::Msg>, _id: ConnId, _conn: &mut Self::Conn) {}
 
     /// The connection's deadline passed (see [`Action::Deadline`]); it is cleared, so the
     /// service sets a new one or closes.
