@@ -150,16 +150,11 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     }
     let workers = Workers::new(handles);
     let _ = st.workers.set(workers.clone());
-    room.set_wakers(
-        workers
-            .all()
-            .iter()
-            .map(|h| {
-                let h = h.clone();
-                Box::new(move || h.wake()) as WakeFn
-            })
-            .collect(),
-    );
+    // The msg workers' room numbers are their ids: added first, in order.
+    for h in workers.all() {
+        let h = h.clone();
+        room.add(Box::new(move || h.wake()) as WakeFn);
+    }
 
     let outlet = WorkerOutlet::new(
         workers,
@@ -169,7 +164,6 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     );
     let writer = writer::spawn_writer(conn, wrx, outlet, st.cfg.store.db_batch_max, room)
         .map_err(io_err("spawn db-writer"))?;
-    let input_budget = InputBudget::new(st.cfg.net.max_buffered_input);
 
     let mut threads = Vec::with_capacity(n);
     let listeners = msg_listeners.into_iter().zip(login_listeners);
@@ -181,7 +175,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
             read_chunk: st.cfg.net.read_buf_size,
             read_budget: READ_BUDGET,
             out_cap: st.cfg.net.out_buf_cap,
-            input_budget: Arc::clone(&input_budget),
+            input_budget: Arc::clone(&st.input_budget),
             counters: Arc::clone(&st.counters),
         };
         // In the order of msg::service::{MSG_LISTENER, LOGIN_LISTENER}.
@@ -219,7 +213,7 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
                 counters: Arc::clone(&st.counters),
             };
             let (file, hub) =
-                FileRole::spawn(&st.cfg, listener, deps, crate::file::DEFAULT_INPUT_BUDGET)
+                FileRole::spawn(&st.cfg, listener, deps, Arc::clone(&st.input_budget))
                     .map_err(io_err("start the file role"))?;
             (Some(file), None, hub)
         }
@@ -435,8 +429,13 @@ pub fn run_file(cfg: Config) -> Result<(), ServerError> {
         std::net::TcpListener::bind(cfg.net.file_listen).map_err(io_err("bind FileListen"))?;
     let secret = cfg.net.cluster_secret.clone().unwrap_or_default();
     let deps = FileDeps::Alone { secret };
-    let (file, _hub) = FileRole::spawn(&cfg, listener, deps, crate::file::DEFAULT_INPUT_BUDGET)
-        .map_err(io_err("start the file role"))?;
+    let (file, _hub) = FileRole::spawn(
+        &cfg,
+        listener,
+        deps,
+        InputBudget::new(cfg.net.max_buffered_input),
+    )
+    .map_err(io_err("start the file role"))?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening file {}", file.addr).map_err(io_err("stdout"))?;
     writeln!(out, "ready").map_err(io_err("stdout"))?;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::msg::state::State;
-use crate::net::event_loop::{EventLoop, InputBudget, ListenerSpec, LoopConfig, WAKER};
+use crate::net::event_loop::{EventLoop, ListenerSpec, LoopConfig, WAKER};
 use crate::net::{WorkerHandle, Workers};
 use api::Api;
 use job::AdminMsg;
@@ -66,11 +66,7 @@ impl AdminHttp {
             read_chunk: READ_CHUNK,
             read_budget: READ_BUDGET,
             out_cap: st.cfg.net.out_buf_cap,
-            // The admin loop's own: each connection's input is already bounded by the framer
-            // (one request at most, plus one read), so this never closes one.
-            input_budget: InputBudget::new(
-                MAX_CONNS * (frame::MAX_HEAD + frame::MAX_BODY + READ_CHUNK),
-            ),
+            input_budget: Arc::clone(&st.input_budget),
             counters: Arc::clone(&st.counters),
         };
         let spec = ListenerSpec {

@@ -70,9 +70,6 @@ pub enum FileMsg {
 const TASK_QUEUE: usize = 4096;
 /// The file loop's channel; its senders are threads that may wait (see the module doc).
 const LOOP_QUEUE: usize = 4096;
-/// Partial input the file loop may buffer.
-// TODO issue 10: MaxBufferedInput
-pub const DEFAULT_INPUT_BUDGET: usize = 256 << 20;
 /// Bytes asked of a socket per read.
 const READ_CHUNK: usize = 256 << 10;
 /// Bytes read from one connection before the others get their turn.
@@ -104,13 +101,14 @@ pub struct FileRole {
 
 impl FileRole {
     /// Binds nothing: `listener` is already bound to `FileListen`. Starts threads "file-worker"
-    /// and "file-io" and returns the role and the hub the msg role talks to. `input_limit`
-    /// bounds the partial input the loop buffers (`MaxBufferedInput`).
+    /// and "file-io" and returns the role and the hub the msg role talks to. `input_budget`
+    /// bounds the partial input the loop buffers, with every other loop of the process
+    /// (`MaxBufferedInput`).
     pub fn spawn(
         cfg: &Config,
         listener: std::net::TcpListener,
         deps: FileDeps,
-        input_limit: usize,
+        input_budget: Arc<InputBudget>,
     ) -> std::io::Result<(FileRole, FileHub)> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
@@ -197,7 +195,7 @@ impl FileRole {
             read_chunk: READ_CHUNK,
             read_budget: READ_BUDGET,
             out_cap: cfg.net.out_buf_cap,
-            input_budget: InputBudget::new(input_limit),
+            input_budget,
             counters: Arc::clone(&counters),
         };
         // B-FLOW-2: over MaxConnCnt a connection is accepted and closed at once.

@@ -24,7 +24,7 @@
 //! keep up `MsfsMinBodyRate`, a request be complete within [`REQUEST_DEADLINE`]. An upload body
 //! is buffered in memory, at most `MsfsMaxFileSize` + [`BODY_SLACK`] per connection (checked
 //! from the head), and the input buffered by all connections is bounded by the loop's
-//! `InputBudget` ([`DEFAULT_INPUT_BUDGET`]; over it the connection that read is closed,
+//! process-wide `InputBudget` (`MaxBufferedInput`; over it the connection that read is closed,
 //! `input_budget_closes`). Uploads handed to the io thread are at most [`JOB_QUEUE`] + 1 files.
 //!
 //! Upload checks, in order (B-MSFS-5): the token (`X-TT-Token` or `?token=`, when
@@ -66,7 +66,7 @@ use mio::net::TcpListener;
 use mio::{Poll, Waker};
 
 use crate::msg::state::State;
-use crate::net::event_loop::{EventLoop, InputBudget, ListenerSpec, LoopConfig, WAKER};
+use crate::net::event_loop::{EventLoop, ListenerSpec, LoopConfig, WAKER};
 use crate::net::{WorkerHandle, Workers};
 use requests::{Ctx, Pace};
 use service::Msg;
@@ -90,9 +90,6 @@ pub const LINGER: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read from one connection per turn before the others get theirs.
 const READ_BUDGET: usize = 1 << 20;
-/// Input buffered by all msfs connections (a partial request each).
-// issue 10: MaxBufferedInput
-pub const DEFAULT_INPUT_BUDGET: usize = 256 << 20;
 /// Jobs waiting for the io thread. Full: a complete request waits in its connection's input
 /// (held, its bytes counted against the input budget, no deadline) and is resumed, in arrival
 /// order, as soon as the io thread has taken a job (its answer wakes the loop). A client then
@@ -150,8 +147,7 @@ impl Msfs {
             // Checked on `Action::Send` only; msfs answers with `Action::Answer`, one response
             // per connection at a time (a file, at most `MsfsMaxFileSize`).
             out_cap: body_limit.saturating_add(MAX_HEAD),
-            // issue 10: MaxBufferedInput
-            input_budget: InputBudget::new(DEFAULT_INPUT_BUDGET),
+            input_budget: Arc::clone(&st.input_budget),
             counters: Arc::clone(&st.counters),
         };
         let spec = ListenerSpec {

@@ -16,6 +16,7 @@ use crate::msg::directory::Directory;
 use crate::msg::group_cache::GroupCache;
 use crate::msg::outlet::WriteTag;
 use crate::msg::presence::Presence;
+use crate::net::event_loop::InputBudget;
 use crate::net::Workers;
 use crate::stats::Counters;
 use crate::store::readers::{ReadJob, Readers};
@@ -49,6 +50,8 @@ pub struct State {
     /// Rung by the storage threads when they take jobs: workers parked on a full queue
     /// resume.
     pub room: Arc<Room>,
+    /// Partial input of every connection of every loop of the process (`MaxBufferedInput`).
+    pub input_budget: Arc<InputBudget>,
 }
 
 /// The threads a state hands work to.
@@ -75,6 +78,7 @@ impl State {
             hashers,
             room,
         } = pools;
+        let cfg_budget = cfg.net.max_buffered_input;
         State {
             throttle: Mutex::new(LoginThrottle::new(
                 cfg.auth.login_fail_limit,
@@ -96,6 +100,7 @@ impl State {
             msg_conns: Arc::new(AtomicUsize::new(0)),
             login_conns: Arc::new(AtomicUsize::new(0)),
             room,
+            input_budget: InputBudget::new(cfg_budget),
         }
     }
 

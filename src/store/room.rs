@@ -8,7 +8,8 @@
 //! ring may wake a loop that was not waiting, which then finds nothing to do.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 /// A function that wakes one loop (its `mio::Waker`).
 pub type WakeFn = Box<dyn Fn() + Send + Sync>;
@@ -19,7 +20,8 @@ pub struct Room {
     waiting: AtomicU64,
     /// Loops rung since they last looked.
     rung: AtomicU64,
-    wakers: OnceLock<Vec<WakeFn>>,
+    /// Wake functions by loop number; locked only when a ring finds a loop waiting.
+    wakers: Mutex<Vec<WakeFn>>,
 }
 
 fn bit(id: u16) -> u64 {
@@ -27,9 +29,12 @@ fn bit(id: u16) -> u64 {
 }
 
 impl Room {
-    /// Sets the wake function of every loop, indexed by loop number (once).
-    pub fn set_wakers(&self, wakers: Vec<WakeFn>) {
-        let _ = self.wakers.set(wakers);
+    /// Adds a loop's wake function; returns its number for [`Room::wait`] and [`Room::rang`]
+    /// (numbers are given in order from 0, so the msg workers, added first, keep theirs).
+    pub fn add(&self, wake: WakeFn) -> u16 {
+        let mut w = self.wakers.lock();
+        w.push(wake);
+        u16::try_from(w.len() - 1).unwrap_or(u16::MAX)
     }
 
     /// Loop `id` waits for room. Call before looking at the queues again, so that a job taken
@@ -49,11 +54,9 @@ impl Room {
             return;
         }
         self.rung.fetch_or(bits, Ordering::SeqCst);
-        if let Some(w) = self.wakers.get() {
-            for (i, wake) in w.iter().enumerate() {
-                if bits & (1u64 << (i % 64)) != 0 {
-                    wake();
-                }
+        for (i, wake) in self.wakers.lock().iter().enumerate() {
+            if bits & (1u64 << (i % 64)) != 0 {
+                wake();
             }
         }
     }
@@ -74,17 +77,15 @@ mod tests {
     fn a_ring_wakes_only_waiting_loops_once() {
         let room = Room::default();
         let woken: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
-        let wakers = (0..3)
-            .map(|i| {
-                let w = Arc::clone(&woken);
-                Box::new(move || {
-                    if let Some(c) = w.get(i) {
-                        c.fetch_add(1, Ordering::SeqCst);
-                    }
-                }) as WakeFn
-            })
-            .collect();
-        room.set_wakers(wakers);
+        for i in 0..3 {
+            let w = Arc::clone(&woken);
+            let id = room.add(Box::new(move || {
+                if let Some(c) = w.get(i) {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+            }));
+            assert_eq!(usize::from(id), i);
+        }
         room.ring();
         assert!(!room.rang(1), "nobody waited");
         room.wait(1);

@@ -9,8 +9,9 @@
 //!
 //! Overflow: a full reader pool or writer queue, or [`MAX_JOBS`] jobs in flight, answers 503
 //! with `Retry-After` before anything changed. A read that follows a commit is never refused:
-//! it waits in [`AdminService::retry`] and is offered to the pool again on the next ticks (the
-//! commit happened; its answer and cache reload must follow).
+//! it waits in [`AdminService::retry`] until a reader thread takes a job and rings the storage
+//! room (`store::room`), which wakes this loop (the commit happened; its answer and cache
+//! reload must follow).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -39,9 +40,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const LINGER: Duration = Duration::from_secs(5);
 /// Jobs in flight at most (more than connections: a job goes on after its connection closed).
 pub const MAX_JOBS: usize = 512;
-/// How soon a read refused by a full pool after a commit is offered again.
-const RETRY: Duration = Duration::from_millis(5);
-
 /// Per connection.
 pub struct HttpConn {
     /// No byte of the next request seen yet: its first one starts the request deadline.
@@ -83,13 +81,16 @@ pub struct AdminService {
     changes: VecDeque<(u64, Request)>,
     /// Post-commit reads the pool had no room for.
     retry: VecDeque<ReadJob>,
-    retry_at: Option<Instant>,
+    /// This loop's number at the storage room.
+    room_id: u16,
     /// Answers of finished jobs, sent at the end of the callback.
     answers: Vec<(ConnId, u64, Response)>,
 }
 
 impl AdminService {
     pub fn new(api: Api, me: WorkerHandle<AdminMsg>, relay: Sender<Pending>) -> AdminService {
+        let waker = me.clone();
+        let room_id = api.state().room.add(Box::new(move || waker.wake()));
         AdminService {
             api,
             me,
@@ -99,8 +100,27 @@ impl AdminService {
             change_running: false,
             changes: VecDeque::new(),
             retry: VecDeque::new(),
-            retry_at: None,
+            room_id,
             answers: Vec::new(),
+        }
+    }
+
+    /// Offers the waiting post-commit reads to the pool again, in order; waits for the room
+    /// again if it is still full.
+    fn submit_retries(&mut self) {
+        let st = Arc::clone(self.api.state());
+        let mut refusals = 0;
+        while let Some(work) = self.retry.pop_front() {
+            if let Err(work) = st.readers.submit(work) {
+                self.retry.push_front(work);
+                st.room.wait(self.room_id);
+                refusals += 1;
+                // Room came between the refusal and the wait (no ring for it): try again, a
+                // bounded number of times.
+                if st.readers.all_full() || refusals >= 3 {
+                    break;
+                }
+            }
         }
     }
 
@@ -114,7 +134,11 @@ impl AdminService {
                 if let Err(work) = st.readers.submit(work) {
                     if self.jobs.get(&job).is_some_and(|j| j.committed) {
                         self.retry.push_back(work);
-                        self.retry_at.get_or_insert(Instant::now() + RETRY);
+                        // Waiting first, then looking again: a job taken in between rings.
+                        st.room.wait(self.room_id);
+                        if !st.readers.all_full() {
+                            self.submit_retries();
+                        }
                     } else {
                         self.finish(job, Response::busy());
                     }
@@ -395,22 +419,10 @@ impl Service for AdminService {
         // answer); its answer finds no connection and is dropped.
     }
 
-    fn on_tick(&mut self, _out: &mut Outbox<AdminMsg>, now: Instant) {
-        if self.retry_at.is_none_or(|t| t > now) {
-            return;
+    fn on_tick(&mut self, _out: &mut Outbox<AdminMsg>, _now: Instant) {
+        if !self.retry.is_empty() && self.api.state().room.rang(self.room_id) {
+            self.submit_retries();
         }
-        let readers = &self.api.state().readers;
-        while let Some(work) = self.retry.pop_front() {
-            if let Err(work) = readers.submit(work) {
-                self.retry.push_front(work);
-                break;
-            }
-        }
-        self.retry_at = (!self.retry.is_empty()).then(|| now + RETRY);
-    }
-
-    fn next_tick(&self) -> Option<Instant> {
-        self.retry_at
     }
 }
 
