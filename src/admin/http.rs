@@ -26,7 +26,7 @@ use crate::net::event_loop::{EventLoop, ListenerSpec, LoopConfig, WAKER};
 use crate::net::{WorkerHandle, Workers};
 use api::Api;
 use job::AdminMsg;
-use service::{AdminService, LOOP_ID, MAX_JOBS};
+use service::{AdminService, CHANNEL_SLACK, LOOP_ID};
 
 pub use frame::MAX_BODY;
 
@@ -52,7 +52,7 @@ impl AdminHttp {
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
         // Room for one message per job in flight (a job has one step outstanding at a time) and
         // the stop: the pool threads and the relay never wait on it.
-        let (tx, rx) = crossbeam_channel::bounded(MAX_JOBS + 8);
+        let (tx, rx) = crossbeam_channel::bounded(st.cfg.admin.admin_max_jobs + CHANNEL_SLACK);
         let handle = WorkerHandle { tx, waker };
         // Unbounded, but it holds writes the writer accepted, at most one per job in flight.
         let (relay_tx, relay_rx) = crossbeam_channel::unbounded();

@@ -823,6 +823,38 @@ config_table! {
         meaning: "bytes of incomplete requests buffered by all connections together (each one's own limit is `MaxPduSize`, `MaxPduSizeBeforeLogin` or the HTTP body limit)",
         limit: "the connection whose read would pass it is closed (`input_budget_closes`)",
     }
+    /// Task announcements from the msg workers waiting for the file loop.
+    FileTaskQueueCap {
+        field: file.file_task_queue_cap: usize = 4096,
+        kind: int(16, 1 << 24),
+        roles: "file",
+        meaning: "file tasks announced by the msg role (6/10) and not yet taken by the file loop",
+        limit: "6/11 result 2 (the sender may offer again)",
+    }
+    /// Disk and database jobs waiting for the file role's io thread.
+    FileIoQueueCap {
+        field: file.file_io_queue_cap: usize = 1024,
+        kind: int(16, 1 << 24),
+        roles: "file",
+        meaning: "disk and database jobs of the file role waiting for its io thread",
+        limit: "the connection that submitted the job is held until the io thread takes a job (no polling); a 6/19 from the msg role is refused (`file_rejected`)",
+    }
+    /// Uploads and downloads waiting for msfs's io thread.
+    MsfsIoQueueCap {
+        field: msfs.msfs_io_queue_cap: usize = 32,
+        kind: int(1, 1 << 20),
+        roles: "msfs",
+        meaning: "msfs uploads and downloads waiting for its io thread (each upload is held in memory until written)",
+        limit: "the request waits in its connection's input and is taken, in arrival order, when the io thread answers one (no polling)",
+    }
+    /// Admin API requests being worked on (database reads, commits).
+    AdminMaxJobs {
+        field: admin.admin_max_jobs: usize = 512,
+        kind: int(1, 1 << 20),
+        roles: "admin",
+        meaning: "admin API requests waiting for the database at once",
+        limit: "HTTP 503 with `Retry-After: 1`, before anything changed",
+    }
     /// Bytes read from a socket per `read` call (one buffer per connection).
     ReadBufSize {
         field: net.read_buf_size: usize = 65_536,

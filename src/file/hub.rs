@@ -61,8 +61,8 @@ pub trait ReadyNotice: Send + Sync {
 /// Where the file role is.
 #[derive(Clone)]
 enum Route {
-    /// In this process: its announcement channel (`TASK_QUEUE`), the loop's waker and its io
-    /// thread (`IO_QUEUE`). Neither is waited on: a full one refuses (6/11 result 2, a 6/19
+    /// In this process: its announcement channel (`FileTaskQueueCap`), the loop's waker and
+    /// its io thread (`FileIoQueueCap`). Neither is waited on: a full one refuses (6/11 result 2, a 6/19
     /// not applied).
     Local {
         tasks: Sender<Task>,

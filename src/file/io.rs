@@ -64,11 +64,11 @@ pub enum IoJob {
     Stop,
 }
 
-/// Jobs waiting for the io thread (`jobs` of [`run`]). Overflow: the file loop keeps the job in
-/// its [`IoPort`] backlog and holds the connection that submitted it; the msg role's 6/19
-/// ([`super::hub::FileHub::delete_offline`]) is refused and counted (`file_rejected`), as over
-/// a full link. A job holds at most one upload segment (`FileSegmentSize`).
-pub const IO_QUEUE: usize = 1024;
+// Jobs waiting for the io thread (`jobs` of [`run`]): `FileIoQueueCap`. Overflow: the file
+// loop keeps the job in its [`IoPort`] backlog and holds the connection that submitted it; the
+// msg role's 6/19 ([`super::hub::FileHub::delete_offline`]) is refused and counted
+// (`file_rejected`), as over a full link. A job holds at most one upload segment
+// (`FileSegmentSize`).
 /// Finished uploads waiting for thread file-sync; each holds an open file. Overflow: the io
 /// thread waits (back-pressure on the uploads behind it).
 pub const PLACE_QUEUE: usize = 64;

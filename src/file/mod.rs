@@ -20,10 +20,10 @@
 //! and events that the tests drive without sockets.
 //!
 //! Every channel is bounded; each cap and what happens when it is reached:
-//! - [`TASK_QUEUE`] announcements (hub -> loop): 6/10 answers result 2;
+//! - `FileTaskQueueCap` announcements (hub -> loop): 6/10 answers result 2;
 //! - [`LOOP_QUEUE`] the loop's channel (io results, link answers, notices, stop): the sending
 //!   thread (file-io, file-sync, the stopping thread) waits; the loop never sends on it;
-//! - [`io::IO_QUEUE`] jobs (loop, hub -> file-io): the loop keeps the job and holds the
+//! - `FileIoQueueCap` jobs (loop, hub -> file-io): the loop keeps the job and holds the
 //!   connection that submitted it until the io thread took a job; a 6/19 of the hub is refused;
 //! - [`io::PLACE_QUEUE`] finished uploads (file-io -> file-sync): file-io waits;
 //! - `remote::LINK_QUEUE` (msg role -> a file role alone): 6/10 answers result 2.
@@ -50,7 +50,7 @@ pub use crate::net::timer::TimerKey as Cid;
 use crate::net::{WorkerHandle, Workers};
 use crate::stats::Counters;
 use hub::{FileHub, ReadyNotice, Task, TokenCheck};
-use io::{IoDone, IoJob, IoPort, IoSetup, IO_QUEUE};
+use io::{IoDone, IoJob, IoPort, IoSetup};
 use service::{FileService, LinkSide, PortLimits};
 
 /// Messages to the file loop.
@@ -66,8 +66,6 @@ pub enum FileMsg {
     Shutdown,
 }
 
-/// How many announcements may wait for the file loop before 6/10 answers result 2.
-const TASK_QUEUE: usize = 4096;
 /// The file loop's channel; its senders are threads that may wait (see the module doc).
 const LOOP_QUEUE: usize = 4096;
 /// Bytes asked of a socket per read.
@@ -115,8 +113,8 @@ impl FileRole {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), event_loop::WAKER)?);
         let (tx, rx) = crossbeam_channel::bounded(LOOP_QUEUE);
-        let (task_tx, task_rx) = crossbeam_channel::bounded(TASK_QUEUE);
-        let (io_tx, io_rx) = crossbeam_channel::bounded(IO_QUEUE);
+        let (task_tx, task_rx) = crossbeam_channel::bounded(cfg.file.file_task_queue_cap);
+        let (io_tx, io_rx) = crossbeam_channel::bounded(cfg.file.file_io_queue_cap);
         let own = WorkerHandle {
             tx: tx.clone(),
             waker: Arc::clone(&waker),

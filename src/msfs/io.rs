@@ -1,6 +1,6 @@
 //! Thread "msfs-io": every disk access of msfs. Jobs come from the HTTP loop over a bounded
-//! channel ([`super::JOB_QUEUE`]); each answer goes back over the loop's bounded channel
-//! ([`super::ANSWER_QUEUE`]: this thread waits while it is full), followed by a wake of its Poll.
+//! channel (`MsfsIoQueueCap`); each answer goes back over the loop's bounded channel
+//! (`MsfsIoQueueCap` + [`super::ANSWER_SLACK`]: this thread waits while it is full), followed by a wake of its Poll.
 //!
 //! Storing is durable before it is answered (B-MSFS-1): the bytes go to `tmp/<name>.part`,
 //! which is fsynced, renamed to `g0/NNN/MMM/<name>`, and the directory is fsynced (and its

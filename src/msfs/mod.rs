@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!   clients --HTTP/1.1--> msfs-http (net::event_loop::EventLoop running service::Ctx)
-//!                            |   ^  jobs: bounded channel (JOB_QUEUE); answers: the loop's
-//!                            v   |  bounded channel (ANSWER_QUEUE) + one wake per answer
+//!                            |   ^  jobs: bounded channel (MsfsIoQueueCap); answers: the loop's
+//!                            v   |  bounded channel + one wake per answer
 //!                          msfs-io (one thread: every fsync, rename and file read)
 //! ```
 //!
@@ -25,7 +25,7 @@
 //! is buffered in memory, at most `MsfsMaxFileSize` + [`BODY_SLACK`] per connection (checked
 //! from the head), and the input buffered by all connections is bounded by the loop's
 //! process-wide `InputBudget` (`MaxBufferedInput`; over it the connection that read is closed,
-//! `input_budget_closes`). Uploads handed to the io thread are at most [`JOB_QUEUE`] + 1 files.
+//! `input_budget_closes`). Uploads handed to the io thread are at most `MsfsIoQueueCap` + 1 files.
 //!
 //! Upload checks, in order (B-MSFS-5): the token (`X-TT-Token` or `?token=`, when
 //! `MsfsRequireToken`), the size (`Content-Length` over the body limit: answered from the head,
@@ -90,18 +90,19 @@ pub const LINGER: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read from one connection per turn before the others get theirs.
 const READ_BUDGET: usize = 1 << 20;
-/// Jobs waiting for the io thread. Full: a complete request waits in its connection's input
-/// (held, its bytes counted against the input budget, no deadline) and is resumed, in arrival
-/// order, as soon as the io thread has taken a job (its answer wakes the loop). A client then
-/// just waits a little longer, which every HTTP client handles; a 503 would fail the upload
-/// (the TeamTalk apps show a failed picture and do not retry). The io thread does one fsync or
-/// file read at a time, so a deeper queue only adds latency; a small one bounds the uploads
-/// copied out of the input budget.
-pub const JOB_QUEUE: usize = 32;
-/// Answers of the io thread (and the stop message) waiting for the loop. Full: the io thread
-/// waits (the loop drains its channel every iteration and never waits for the io thread). At
-/// most `JOB_QUEUE` + 1 answers are ever outstanding, so it does not fill.
-pub const ANSWER_QUEUE: usize = 64;
+// Jobs waiting for the io thread: `MsfsIoQueueCap`. Full: a complete request waits in its connection's input
+// (held, its bytes counted against the input budget, no deadline) and is resumed, in arrival
+// order, as soon as the io thread has taken a job (its answer wakes the loop). A client then
+// just waits a little longer, which every HTTP client handles; a 503 would fail the upload
+// (the TeamTalk apps show a failed picture and do not retry). The io thread does one fsync or
+// file read at a time, so a deeper queue only adds latency; a small one bounds the uploads
+// copied out of the input budget.
+//
+// Answers of the io thread (and the stop message) wait for the loop in its channel, of
+// `MsfsIoQueueCap` + [`ANSWER_SLACK`]. Full: the io thread waits (the loop drains its channel
+// every iteration and never waits for the io thread). At most `MsfsIoQueueCap` + 1 answers are
+// ever outstanding, so it does not fill.
+pub const ANSWER_SLACK: usize = 32;
 
 /// `error_code` values of upload replies (B-MSFS-1 .. -5).
 const OK: u32 = 0;
@@ -128,9 +129,10 @@ impl Msfs {
         let listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (tx, rx) = crossbeam_channel::bounded(ANSWER_QUEUE);
+        let (tx, rx) =
+            crossbeam_channel::bounded(st.cfg.msfs.msfs_io_queue_cap.saturating_add(ANSWER_SLACK));
         let handle = WorkerHandle { tx, waker };
-        let (job_tx, job_rx) = crossbeam_channel::bounded(JOB_QUEUE);
+        let (job_tx, job_rx) = crossbeam_channel::bounded(st.cfg.msfs.msfs_io_queue_cap);
         let io = io::spawn(
             st.cfg.store.data_dir.join("msfs"),
             st.cfg.msfs.msfs_max_file_size,

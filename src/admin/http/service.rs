@@ -7,7 +7,8 @@
 //! back as messages. Changes (every method but GET) run one at a time in arrival order; reads
 //! run side by side.
 //!
-//! Overflow: a full reader pool or writer queue, or [`MAX_JOBS`] jobs in flight, answers 503
+//! Overflow: a full reader pool or writer queue, or `AdminMaxJobs` jobs in flight (more than connections: a job goes on
+//! after its connection closed), answers 503
 //! with `Retry-After` before anything changed. A read that follows a commit is never refused:
 //! it waits in [`AdminService::retry`] until a reader thread takes a job and rings the storage
 //! room (`store::room`), which wakes this loop (the commit happened; its answer and cache
@@ -38,8 +39,9 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// After a last answer: time to write it and see the peer close.
 const LINGER: Duration = Duration::from_secs(5);
-/// Jobs in flight at most (more than connections: a job goes on after its connection closed).
-pub const MAX_JOBS: usize = 512;
+/// Room in the loop's channel beyond one message per job in flight (`AdminMaxJobs`; each job
+/// has at most one step outstanding, so the channel never fills): the stop message and slack.
+pub const CHANNEL_SLACK: usize = 8;
 /// Per connection.
 pub struct HttpConn {
     /// No byte of the next request seen yet: its first one starts the request deadline.
@@ -317,7 +319,7 @@ impl Service for AdminService {
                 step => Some(step),
             }
         };
-        if self.jobs.len() >= MAX_JOBS {
+        if self.jobs.len() >= self.api.state().cfg.admin.admin_max_jobs {
             respond(out, id, conn, &Response::busy());
             return Verdict::Consumed;
         }

@@ -62,7 +62,7 @@ fn kit(write_cap: usize) -> Kit {
     ));
     let poll = mio::Poll::new().unwrap();
     let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
-    let (tx, rx) = crossbeam_channel::bounded(MAX_JOBS + 8);
+    let (tx, rx) = crossbeam_channel::bounded(512 + CHANNEL_SLACK);
     let me = WorkerHandle { tx, waker };
     let (relay_tx, relay_rx) = crossbeam_channel::unbounded();
     let to_loop = me.clone();
