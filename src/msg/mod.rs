@@ -500,4 +500,6 @@ mod pending_tests {
 }
 
 #[cfg(test)]
+mod handler_tests;
+#[cfg(test)]
 mod tests;

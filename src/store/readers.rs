@@ -74,17 +74,29 @@ impl Readers {
         })
     }
 
+    /// A pool with no threads: every submit fails and [`Readers::all_full`] is true. For
+    /// handler tests, whose reads go to a recorder (`msg::Jobs`) instead; a read that goes
+    /// straight to the pool (a presence notice) is refused.
+    pub fn none() -> Readers {
+        Readers {
+            inner: Arc::new(Inner {
+                queues: Vec::new(),
+                next: AtomicUsize::new(0),
+            }),
+        }
+    }
+
     /// Number of reader threads.
     pub fn len(&self) -> usize {
         self.inner.queues.len()
     }
 
-    /// Always false (a pool has at least one thread); for clippy's `len_without_is_empty`.
+    /// False for a spawned pool (it has at least one thread), true for [`Readers::none`].
     pub fn is_empty(&self) -> bool {
         self.inner.queues.is_empty()
     }
 
-    /// Whether every queue is full (a submit would fail now).
+    /// Whether every queue is full (a submit would fail now; always, with no threads).
     pub fn all_full(&self) -> bool {
         self.inner.queues.iter().all(Sender::is_full)
     }
@@ -200,6 +212,14 @@ mod tests {
         assert!(r.submit(Box::new(|_: &Connection| {})).is_err());
         assert!(r.submit_keyed(5, Box::new(|_: &Connection| {})).is_err());
         release_tx.send(()).unwrap();
+    }
+
+    #[test]
+    fn no_pool_refuses_every_job() {
+        let r = Readers::none();
+        assert!(r.is_empty() && r.all_full());
+        assert!(r.submit(Box::new(|_: &Connection| {})).is_err());
+        assert!(r.submit_keyed(5, Box::new(|_: &Connection| {})).is_err());
     }
 
     #[test]
