@@ -249,6 +249,11 @@ pub trait Jobs: Send + Sync {
     fn read(&self, job: ReadJob) -> Result<(), ReadJob>;
     /// To the hashing pool; `Err(job)` when its queue is full.
     fn hash(&self, job: HashJob) -> Result<(), HashJob>;
+    /// To the reader thread `key % n`, so jobs of one key run in order (presence notices of
+    /// one user); `Err(job)` when that queue is full.
+    fn read_keyed(&self, key: u32, job: ReadJob) -> Result<(), ReadJob>;
+    /// Whether a storage job would not fit now (the writer's queue, or every reader queue).
+    fn storage_full(&self) -> bool;
 }
 
 /// What a handler may look at besides the PDU.

@@ -245,7 +245,7 @@ impl MsgService {
     fn wait_for_room(&mut self, out: &mut Outbox<WorkerMsg>, id: ConnId) {
         self.waiting_room.push(id);
         self.st.room.wait(self.id);
-        if !self.st.storage_full() {
+        if !self.jobs.storage_full() {
             self.resume_waiting(out);
         }
     }
@@ -291,7 +291,7 @@ impl MsgService {
                 }
                 Effect::CloseAfterFlush if c.is_some() => out.close_after_flush(id, ERROR_FLUSH),
                 Effect::CloseAfterFlush => {}
-                Effect::StatusChanged(change) => notify_watchers(&self.st, change),
+                Effect::StatusChanged(change) => notify_watchers(&self.st, &*self.jobs, change),
                 Effect::FinishLogin(v) => {
                     let Some(peer) = c.as_deref_mut() else {
                         // The connection is gone: undo nothing (no session was registered).
@@ -636,7 +636,7 @@ impl Service for MsgService {
         }
         self.st.tokens.lock().session_ended(user, Instant::now());
         if let Some(change) = self.st.presence.logout(user, id) {
-            notify_watchers(&self.st, change);
+            notify_watchers(&self.st, &*self.jobs, change);
         }
     }
 
@@ -693,7 +693,7 @@ fn idle_timeout(st: &State, class: Class) -> Duration {
 
 /// B-PRES-3: one 2/5 to every presence-receiving session of every watcher. Runs on the reader
 /// thread chosen by the user id, so one user's changes go out in order.
-pub fn notify_watchers(st: &Arc<State>, c: Change) {
+pub fn notify_watchers(st: &Arc<State>, jobs: &dyn Jobs, c: Change) {
     let state = Arc::clone(st);
     let job = Box::new(move |db: &rusqlite::Connection| {
         let limit = state.cfg.msg.max_recent_contacts;
@@ -731,7 +731,7 @@ pub fn notify_watchers(st: &Arc<State>, c: Change) {
             }
         }
     });
-    if st.readers.submit_keyed(c.user, job).is_err() {
+    if jobs.read_keyed(c.user, job).is_err() {
         bump(&st.counters.store_failures);
         log::warn!(target: "msg", "presence of {} not sent: reader queue full", c.user);
     }

@@ -132,4 +132,12 @@ impl super::Jobs for State {
     fn hash(&self, job: HashJob) -> Result<(), HashJob> {
         self.hashers.submit(job)
     }
+
+    fn read_keyed(&self, key: u32, job: ReadJob) -> Result<(), ReadJob> {
+        self.readers.submit_keyed(key, job)
+    }
+
+    fn storage_full(&self) -> bool {
+        State::storage_full(self)
+    }
 }
