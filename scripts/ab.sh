@@ -2,7 +2,7 @@
 # Before/after figures of two builds of ttserver, alternating in one run on one machine, so
 # that both see the same noise:
 #
-#   scripts/ab.sh [--base REV] [--rounds N] [--file-size BYTES] [--skip-file]
+#   scripts/ab.sh [--base REV | --base-bin PATH] [--rounds N] [--file-size BYTES] [--skip-file]
 #
 # Builds REV (default a2e3552^, the last commit before the shared event loop) in a temporary
 # git worktree, and this checkout as it is. Then, for each round, in the order base, this,
@@ -18,10 +18,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-base=a2e3552^ rounds=3 file_size=268435456 skip_file=0
+base=a2e3552^ base_bin="" rounds=3 file_size=268435456 skip_file=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --base) base=$2; shift ;;
+        --base-bin) base_bin=$2; shift ;;
         --rounds) rounds=$2; shift ;;
         --file-size) file_size=$2; shift ;;
         --skip-file) skip_file=1 ;;
@@ -38,15 +39,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-git worktree add --detach --quiet "$tree" "$base"
-echo "building base $(git -C "$tree" rev-parse --short HEAD) in $tree" >&2
-# Reuse this checkout's compiled dependencies.
-CARGO_TARGET_DIR="$here/target/ab-base" cargo build --release --quiet --bin ttserver \
-    --manifest-path "$tree/Cargo.toml"
-base_bin="$here/target/ab-base/release/ttserver"
+if [ -z "$base_bin" ]; then
+    git worktree add --detach --quiet "$tree" "$base"
+    echo "building base $(git -C "$tree" rev-parse --short HEAD) in $tree" >&2
+    CARGO_TARGET_DIR="$here/target/ab-base" cargo build --release --quiet --bin ttserver \
+        --manifest-path "$tree/Cargo.toml"
+    base_bin="$here/target/ab-base/release/ttserver"
+    base_name=$(git -C "$tree" rev-parse --short HEAD)
+else
+    base_name=$base_bin
+fi
 cargo build --release --quiet --bins
 this_bin="$here/target/release/ttserver"
-echo "base $(git -C "$tree" rev-parse --short HEAD), this $(git rev-parse --short HEAD)$(git diff --quiet || echo +changes); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "base $base_name, this $(git rev-parse --short HEAD)$(git diff --quiet || echo +changes); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # record BUILD SCENARIO KEY=VALUE...
 record() { echo "$*" >> "$results"; }

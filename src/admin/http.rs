@@ -1,11 +1,11 @@
 //! The HTTP admin API (behaviour.md section 14, B-ADM): one event loop, thread "admin-http".
 //!
-//! HTTP/1.1 with keep-alive, framed by [`frame`]. A request whose head or body does not arrive
+//! HTTP/1.1 with keep-alive, framed by `frame`. A request whose head or body does not arrive
 //! within 5 s is dropped with the connection, so a slow client costs the others nothing but its
 //! own sockets; at most 256 connections are open (more are accepted and closed at once).
 //! Requests are authenticated (`Authorization: Bearer <AdminToken>`, compared in constant time)
 //! before anything else; then [`api::Api`] answers them, the loop thread never waiting on the
-//! database ([`service`], [`job`]).
+//! database (`service`, `job`).
 //!
 //! Changes go through the single storage writer ([`crate::msg::outlet::WriteKind::Admin`]); after
 //! the commit the caches are updated and clients pushed to (B-ADM-4), then the answer is sent.
