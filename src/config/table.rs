@@ -807,9 +807,10 @@ config_table! {
         meaning: "logins waiting for a password check",
         limit: "the login is refused with 1/4 result 3 (unavailable; `store_failures`)",
     }
-    /// Capacity of each msg worker's channel (storage replies, pushes from other workers).
+    /// Capacity of each msg worker's channel (storage replies, pushes from other workers). The
+    /// channel's slots are allocated up front (about 56 bytes each), so it is kept moderate.
     WorkerQueueCap {
-        field: net.worker_queue_cap: usize = 65_536,
+        field: net.worker_queue_cap: usize = 8192,
         kind: int(16, 1 << 24),
         roles: "msg",
         meaning: "messages waiting in one msg worker's channel: storage replies, deliveries and pushes from the other workers and threads",
