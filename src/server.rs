@@ -207,10 +207,12 @@ pub fn start(cfg: Config) -> Result<Running, ServerError> {
     let side = MsgSide::new(&st);
     let (file, remote, hub) = match (file_listener, st.cfg.file.file_server) {
         (Some(listener), _) => {
+            // Record writes go through the writer above: one writer connection in the process.
             let deps = FileDeps::InProcess {
                 tokens: side.clone(),
-                notice: side,
+                notice: side.clone(),
                 counters: Arc::clone(&st.counters),
+                records: side,
             };
             let (file, hub) =
                 FileRole::spawn(&st.cfg, listener, deps, Arc::clone(&st.input_budget))
@@ -305,6 +307,8 @@ impl Running {
         if let Some(a) = self.admin.take() {
             a.stop();
         }
+        // Its threads may wait on a record commit; the writer still runs (until the state is
+        // dropped below) and answers it, so this join cannot hang on the writer.
         if let Some(f) = self.file.take() {
             f.stop();
         }

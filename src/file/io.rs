@@ -11,6 +11,11 @@
 //! - The sweeper runs at start-up and every `FileSweepInterval`: records older than
 //!   `OfflineFileDays` go first, then their files (B-FILE-15).
 //!
+//! Records are read on this thread's own connection; they are written (insert, 6/19 delete,
+//! expiry) through [`FileRecords`] only: the process's group-commit writer inside `ttserver
+//! run`, the role's own write connection in `ttserver file`. A write blocks this thread until
+//! it is committed.
+//!
 //! Paths are built from server-generated ids only: the receiver id (a number) and a task id that
 //! passed [`is_server_id`] (B-FILE-16).
 
@@ -28,6 +33,7 @@ use rusqlite::Connection;
 
 use super::hub::{is_server_id, OnDone, ReadyNotice, Task};
 use super::place::{self, PlaceJob, Placer};
+use super::records::FileRecords;
 use super::{Cid, FileMsg};
 use crate::stats::{bump, Counters};
 use crate::store::files::{self, OfflineFile};
@@ -156,9 +162,10 @@ pub enum IoDone {
 
 /// What the io thread needs besides its channel.
 pub struct IoSetup {
+    /// For reads (`files::get`) only; the file role opens it `query_only`.
     pub db: Connection,
-    /// A second connection, for thread file-sync.
-    pub place_db: Connection,
+    /// Every write of a record, from this thread and from thread file-sync.
+    pub records: Arc<dyn FileRecords>,
     pub data_dir: PathBuf,
     pub offline_days: u32,
     pub sweep_every: Duration,
@@ -193,6 +200,7 @@ pub fn temp_path(data_dir: &Path, task_id: &str, by: Cid) -> Option<PathBuf> {
 
 struct Io {
     db: Connection,
+    records: Arc<dyn FileRecords>,
     data_dir: PathBuf,
     offline_days: u32,
     sweep_every: Duration,
@@ -209,7 +217,7 @@ struct Io {
 pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker: Arc<mio::Waker>) {
     let IoSetup {
         db,
-        place_db,
+        records,
         data_dir,
         offline_days,
         sweep_every,
@@ -219,7 +227,7 @@ pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker:
     } = setup;
     let (place_tx, place_rx) = crossbeam_channel::bounded(PLACE_QUEUE);
     let placer = Placer {
-        db: place_db,
+        records: Arc::clone(&records),
         data_dir: data_dir.clone(),
         notice,
         counters: Arc::clone(&counters),
@@ -231,6 +239,7 @@ pub fn run(setup: IoSetup, jobs: Receiver<IoJob>, reply: Sender<FileMsg>, waker:
         .spawn(move || place::run(placer, place_rx));
     let mut io = Io {
         db,
+        records,
         data_dir,
         offline_days,
         sweep_every,
@@ -427,7 +436,7 @@ impl Io {
             bump(&self.counters.file_rejected);
             return;
         };
-        match files::delete(&self.db, task_id, from, to) {
+        match self.records.delete(task_id, from, to) {
             Ok(true) => {
                 if let Some(p) = stored_path(&self.data_dir, to, task_id) {
                     let _ = fs::remove_file(p);
@@ -444,7 +453,7 @@ impl Io {
 
     /// B-FILE-15: records first (so nothing lists or serves them), then the files.
     fn sweep(&self) {
-        match files::delete_older(&self.db, self.not_before()) {
+        match self.records.delete_older(self.not_before()) {
             Ok(gone) => {
                 for (task, to) in &gone {
                     if let Some(p) = stored_path(&self.data_dir, *to, task) {

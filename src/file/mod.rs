@@ -19,6 +19,11 @@
 //! [`place`]); the loop never blocks. The decisions are in [`core::Core`], a function of state
 //! and events that the tests drive without sockets.
 //!
+//! Who writes the `offline_files` records ([`records::FileRecords`]): inside `ttserver run`
+//! ([`FileDeps::InProcess`]) the msg role's group-commit writer, so the process has one writer
+//! connection; `ttserver file` ([`FileDeps::Alone`]) its own connection. Either way the io
+//! threads read records on a connection of their own.
+//!
 //! Every channel is bounded; each cap and what happens when it is reached:
 //! - `FileTaskQueueCap` announcements (hub -> loop): 6/10 answers result 2;
 //! - [`LOOP_QUEUE`] the loop's channel (io results, link answers, notices, stop): the sending
@@ -33,6 +38,7 @@ pub mod hub;
 pub mod io;
 pub mod link;
 pub mod place;
+pub mod records;
 pub mod remote;
 pub mod service;
 
@@ -51,6 +57,7 @@ use crate::net::{WorkerHandle, Workers};
 use crate::stats::Counters;
 use hub::{FileHub, ReadyNotice, Task, TokenCheck};
 use io::{IoDone, IoJob, IoPort, IoSetup};
+use records::{FileRecords, OwnRecords};
 use service::{FileService, LinkSide, PortLimits};
 
 /// Messages to the file loop.
@@ -80,8 +87,11 @@ pub enum FileDeps {
         tokens: Arc<dyn TokenCheck>,
         notice: Arc<dyn ReadyNotice>,
         counters: Arc<Counters>,
+        /// The process's group-commit writer: every record write goes through it.
+        records: Arc<dyn FileRecords>,
     },
-    /// `ttserver file`: msg servers open links (with `ClusterSecret`) on the file port.
+    /// `ttserver file`: msg servers open links (with `ClusterSecret`) on the file port; records
+    /// are written on the role's own connection ([`OwnRecords`]).
     Alone { secret: String },
 }
 
@@ -119,12 +129,21 @@ impl FileRole {
             tx: tx.clone(),
             waker: Arc::clone(&waker),
         };
+        let db_err = |e| std::io::Error::other(format!("file role database: {e}"));
+        // Alone, the write connection is opened first: it creates and migrates the database.
+        let records: Arc<dyn FileRecords> = match &deps {
+            FileDeps::InProcess { records, .. } => Arc::clone(records),
+            FileDeps::Alone { .. } => Arc::new(OwnRecords::new(
+                crate::store::open(&cfg.db_path(), cfg.store.db_sync).map_err(db_err)?,
+            )),
+        };
         let (tokens, notice, counters, link): (Arc<dyn TokenCheck>, Arc<dyn ReadyNotice>, _, _) =
             match deps {
                 FileDeps::InProcess {
                     tokens,
                     notice,
                     counters,
+                    ..
                 } => (tokens, notice, counters, None),
                 FileDeps::Alone { secret } => {
                     let mirror = link::MirrorTokens::new(cfg.auth.token_grace);
@@ -140,15 +159,12 @@ impl FileRole {
                     (mirror, notice, Arc::new(Counters::default()), Some(side))
                 }
             };
-        let open_db = || {
-            crate::store::open(&cfg.db_path(), cfg.store.db_sync)
-                .map_err(|e| std::io::Error::other(format!("file role database: {e}")))
-        };
-        let (db, place_db) = (open_db()?, open_db()?);
+        // Reads only (`query_only`): every write goes through `records`.
+        let db = crate::store::open_reader(&cfg.db_path(), cfg.store.db_sync).map_err(db_err)?;
         let io_full = Arc::new(AtomicBool::new(false));
         let setup = IoSetup {
             db,
-            place_db,
+            records,
             data_dir: cfg.store.data_dir.clone(),
             offline_days: cfg.file.offline_file_days,
             sweep_every: cfg.file.file_sweep_interval.max(Duration::from_secs(1)),
@@ -236,6 +252,9 @@ impl FileRole {
     }
 
     /// Stops the loop, then the io thread (which drops what it borrowed from the msg role).
+    /// In-process, a record write in flight on file-io or file-sync is still answered: the
+    /// group-commit writer runs until the msg role's state is dropped, after this returns
+    /// (`server::Running::stop`).
     pub fn stop(mut self) {
         let _ = self.tx.send(FileMsg::Shutdown);
         let _ = self.waker.wake();

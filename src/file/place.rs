@@ -2,9 +2,11 @@
 //! one large fsync does not stall every other transfer's disk work.
 //!
 //! fsync the temporary file, rename it to `DataDir/offline/<to_id>/<task>`, fsync the
-//! directory, commit the record, tell the receiver (6/12), answer the worker. A crash before the
-//! commit leaves a file without a record, which the start-up sweep of the temp directory or the
-//! expiry sweep removes; a record never names a missing or partial file.
+//! directory, commit the record, tell the receiver (6/12), answer the worker. The record is
+//! committed through [`FileRecords`]: the process's group-commit writer inside `ttserver run`,
+//! the role's own connection in `ttserver file`; this thread waits for the commit. A crash
+//! before the commit leaves a file without a record, which the start-up sweep of the temp
+//! directory or the expiry sweep removes; a record never names a missing or partial file.
 
 use std::fs::{self, File};
 use std::io;
@@ -12,13 +14,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use rusqlite::Connection;
 
 use super::hub::{ReadyNotice, Task};
 use super::io::{stored_path, temp_path, IoDone};
+use super::records::FileRecords;
 use super::{Cid, FileMsg};
 use crate::stats::{bump, Counters};
-use crate::store::files::{self, OfflineFile};
+use crate::store::files::OfflineFile;
 
 /// A complete upload to place.
 pub struct PlaceJob {
@@ -28,7 +30,8 @@ pub struct PlaceJob {
 }
 
 pub struct Placer {
-    pub db: Connection,
+    /// Where the record is committed.
+    pub records: Arc<dyn FileRecords>,
     pub data_dir: PathBuf,
     pub notice: Arc<dyn ReadyNotice>,
     pub counters: Arc<Counters>,
@@ -92,7 +95,7 @@ impl Placer {
             file_size: task.size,
             created: crate::clock::unix_now(),
         };
-        if let Err(e) = files::insert(&self.db, &rec) {
+        if let Err(e) = self.records.insert(&rec) {
             bump(&self.counters.store_failures);
             log::error!(target: "file", "task {}: record not stored: {e}", task.id);
             let _ = fs::remove_file(&dest);

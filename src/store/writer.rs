@@ -22,6 +22,7 @@ use crossbeam_channel::Receiver;
 use rusqlite::Connection;
 
 use super::departs::{self, Depart};
+use super::files::{self, OfflineFile};
 use super::groups::{self, MemberChange, Sender};
 use super::room::Room;
 use super::users::{self, NewUser, User};
@@ -125,6 +126,14 @@ pub enum WriteOp {
     },
     /// B-ADM (`PATCH /v1/departments/{id}`) -> `Done`; see `departs::update`.
     UpdateDepart(Depart),
+    /// B-FILE-9 (the in-process file role, after fsync and rename) -> `Done`; see
+    /// `files::insert`.
+    AddOfflineFile(OfflineFile),
+    /// B-FILE-14 (the in-process file role, 6/19) -> `Deleted`; see `files::delete`.
+    DeleteOfflineFile { task_id: String, from: u32, to: u32 },
+    /// B-FILE-15 (the in-process file role's sweeper): every record created before `before`
+    /// -> `Expired`; see `files::delete_older`.
+    ExpireOfflineFiles { before: u32 },
     /// Changes nothing -> `Done`. Its reply comes after every job queued before it was
     /// committed and answered: the graceful stop waits on it (`server::Running::stop`).
     Barrier,
@@ -153,6 +162,11 @@ pub enum WriteOut {
     Hidden { ok: bool },
     /// A user or department was created with this id.
     Created { id: u32 },
+    /// `DeleteOfflineFile`: whether a record went.
+    Deleted { ok: bool },
+    /// `ExpireOfflineFiles`: (task_id, to_id) of every record that went, so the caller can
+    /// delete the files.
+    Expired(Vec<(String, u32)>),
 }
 
 impl From<MemberChange> for WriteOut {
@@ -553,6 +567,16 @@ fn apply(conn: &Connection, op: &WriteOp, time: u32) -> Result<WriteOut, StoreEr
         WriteOp::UpdateDepart(d) => {
             departs::update(conn, d)?;
             Ok(WriteOut::Done)
+        }
+        WriteOp::AddOfflineFile(f) => {
+            files::insert(conn, f)?;
+            Ok(WriteOut::Done)
+        }
+        WriteOp::DeleteOfflineFile { task_id, from, to } => Ok(WriteOut::Deleted {
+            ok: files::delete(conn, task_id, *from, *to)?,
+        }),
+        WriteOp::ExpireOfflineFiles { before } => {
+            Ok(WriteOut::Expired(files::delete_older(conn, *before)?))
         }
         WriteOp::Barrier => Ok(WriteOut::Done),
     }
@@ -1283,5 +1307,67 @@ mod tests {
             (grp.name.as_slice(), grp.members.as_slice()),
             (&b"dev"[..], &[1, 2][..])
         );
+    }
+
+    #[test]
+    fn offline_file_ops() {
+        let t = TempDb::new("writer-files");
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        let rec = |task: &str, to: u32, created: u32| OfflineFile {
+            task_id: task.into(),
+            from_id: 1,
+            to_id: to,
+            file_name: b"f.bin".to_vec(),
+            file_size: 3,
+            created,
+        };
+        let delete = |task: &str, from: u32, to: u32| WriteOp::DeleteOfflineFile {
+            task_id: task.into(),
+            from,
+            to,
+        };
+        let ops = vec![
+            WriteOp::AddOfflineFile(rec("t1", 2, 100)),
+            WriteOp::AddOfflineFile(rec("t2", 3, 200)),
+            WriteOp::AddOfflineFile(rec("t1", 2, 300)), // recorded already: fails alone
+            delete("t2", 9, 3),                         // not its sender
+            WriteOp::AddOfflineFile(rec("t3", 4, 300)),
+            WriteOp::AddOfflineFile(rec("t4", 4, 400)),
+            WriteOp::ExpireOfflineFiles { before: 250 },
+            delete("t3", 1, 4),
+            delete("t3", 1, 4), // gone already
+        ];
+        let (replies, flushes) = run_ops(conn, ops, 64);
+        assert_eq!(flushes, 1);
+        let mut r: Vec<_> = replies.into_iter().map(|(_, r)| r).collect();
+        if let Some(Ok(WriteOut::Expired(gone))) = r.get_mut(6) {
+            gone.sort();
+        }
+        assert!(matches!(r[0], Ok(WriteOut::Done)), "{r:?}");
+        assert!(matches!(r[1], Ok(WriteOut::Done)), "{r:?}");
+        assert!(r[2].is_err(), "{r:?}");
+        assert!(matches!(r[3], Ok(WriteOut::Deleted { ok: false })), "{r:?}");
+        assert!(matches!(r[4], Ok(WriteOut::Done)), "{r:?}");
+        assert!(matches!(r[5], Ok(WriteOut::Done)), "{r:?}");
+        assert_eq!(
+            r[6].as_ref().ok(),
+            Some(&WriteOut::Expired(vec![
+                ("t1".to_string(), 2),
+                ("t2".to_string(), 3)
+            ]))
+        );
+        assert!(matches!(r[7], Ok(WriteOut::Deleted { ok: true })), "{r:?}");
+        assert!(matches!(r[8], Ok(WriteOut::Deleted { ok: false })), "{r:?}");
+        let conn = open(&t.path(), DbSync::Normal).unwrap();
+        assert_eq!(
+            files::list_for(&conn, 4, 0, 10).unwrap(),
+            vec![rec("t4", 4, 400)]
+        );
+        for (task, to) in [("t1", 2), ("t2", 3)] {
+            assert!(
+                files::list_for(&conn, to, 0, 10).unwrap().is_empty(),
+                "{task}"
+            );
+        }
     }
 }
