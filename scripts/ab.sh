@@ -60,7 +60,7 @@ val() { echo "$1" | tr ' ' '\n' | grep "^$2=" | head -n 1 | cut -d= -f2; }
 one_round() {  # build-name binary
     local name=$1 bin=$2 out line
     out=$(TTSERVER_BIN=$bin scripts/loadtest.sh --compare-baseline --only p2p --idle 100 --logins 100 2>/dev/null)
-    mapfile -t p2p < <(echo "$out" | grep '^scenario=p2p')
+    mapfile -t p2p < <(echo "$out" | grep 'scenario=p2p')
     line=${p2p[0]:-}
     record "$name" p2p_peak "deliv_per_s=$(val "$line" deliv_per_s)" "p50_ms=$(val "$line" p50_ms)" \
         "p99_ms=$(val "$line" p99_ms)" "exactly_once=$(val "$line" exactly_once)"
@@ -69,10 +69,10 @@ one_round() {  # build-name binary
         "p99_ms=$(val "$line" p99_ms)"
     line=$(echo "$out" | grep '^ratio ' || true)
     record "$name" relay_ratio "ratio=$(echo "$line" | awk '{ print $NF }')"
-    out=$(TTSERVER_BIN=$bin scripts/loadtest.sh --only login --idle 100 --logins 5000 2>/dev/null | grep '^scenario=login' || true)
+    out=$(TTSERVER_BIN=$bin scripts/loadtest.sh --only login --idle 100 --logins 5000 2>/dev/null | grep 'scenario=login' || true)
     record "$name" login "logins_per_s=$(val "$out" logins_per_s)" "p50_ms=$(val "$out" p50_ms)" \
         "p99_ms=$(val "$out" p99_ms)" "failed=$(val "$out" failed)"
-    out=$(TTSERVER_BIN=$bin scripts/loadtest.sh --only group --idle 100 --logins 100 2>/dev/null | grep '^scenario=group' || true)
+    out=$(TTSERVER_BIN=$bin scripts/loadtest.sh --only group --idle 100 --logins 100 2>/dev/null | grep 'scenario=group' || true)
     record "$name" group "deliv_per_s=$(val "$out" deliv_per_s)" "p50_ms=$(val "$out" p50_ms)" \
         "p99_ms=$(val "$out" p99_ms)" "exactly_once=$(val "$out" exactly_once)"
     if [ "$skip_file" = 0 ]; then
@@ -81,7 +81,7 @@ one_round() {  # build-name binary
         # median ttserver_MB/s tcpcopy_MB/s ratio | ... | rss_peak anon_peak file_peak
         record "$name" file "download_mb_s=$(echo "$line" | awk '{ print $2 }')" \
             "tcpcopy_mb_s=$(echo "$line" | awk '{ print $3 }')" "ratio=$(echo "$line" | awk '{ print $4 }')" \
-            "rss_peak_mib=$(echo "$line" | awk '{ print $6 }')"
+            "rss_peak_mib=$(echo "$line" | awk -F'|' '{ split($3, f, " "); print f[1] }')"
     fi
     tail -n "$([ "$skip_file" = 0 ] && echo 6 || echo 5)" "$results" | sed 's/^/  /' >&2
 }

@@ -1,7 +1,7 @@
 //! Who writes the `offline_files` records (B-FILE-9, -14, -15).
 //!
 //! The file role only writes through [`FileRecords`]. Inside `ttserver run` that is the msg
-//! role's group-commit writer (`crate::msg::file::MsgSide`), so the process has one writer
+//! role's group-commit writer (`MsgSide` of the msg role), so the process has one writer
 //! connection; `ttserver file` is a process of its own and writes through [`OwnRecords`], its
 //! own connection. Reads (`files::get`) stay on the io thread's read connection either way.
 //!
